@@ -1,0 +1,257 @@
+"""The VideosApi HTTP client: one requests.Session per client, every call `POST {base}{path}`
+with a JSON body, the `VideosApi-token` header, and the `{ret, msg, data}` envelope checked.
+
+The token is a secret: it is sent as a header and nowhere else, is not in the client's repr, and is
+redacted from every error message (the upstream has been seen to echo it back)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+TOKEN_HEADER = "VideosApi-token"
+REDACTED = "[redacted]"
+
+
+class VideosApiError(Exception):
+    """Anything that went wrong talking to VideosApi. `str()` is safe to show and store."""
+
+    @property
+    def needs_operator(self) -> bool:
+        """Retrying later cannot help (token rejected, device offline): stop, tell an operator."""
+        return False
+
+
+class UpstreamUnavailable(VideosApiError):
+    """The service could not be reached or failed (timeouts, connection errors, HTTP 5xx)."""
+
+
+class UpstreamBadResponse(VideosApiError):
+    """The service answered something that is not the documented JSON envelope."""
+
+
+class UpstreamRejected(VideosApiError):
+    """The envelope says `ret != 200`; `msg` and `data` are the service's own words."""
+
+    def __init__(self, ret: Any, msg: str, data: Any = None):
+        self.ret = ret
+        self.msg = msg
+        self.data = data
+        detail = data.get("msg") if isinstance(data, dict) else None
+        text = f"ret={ret}: {msg}" + (f" ({detail})" if detail and detail != msg else "")
+        super().__init__(text)
+
+    @property
+    def token_rejected(self) -> bool:
+        return TOKEN_HEADER.lower() in self.msg.lower() or "不可用或已过期" in self.msg
+
+    @property
+    def device_unavailable(self) -> bool:
+        detail = self.data.get("msg", "") if isinstance(self.data, dict) else ""
+        return any(marker in f"{self.msg} {detail}" for marker in ("已离线", "设备不存在"))
+
+    @property
+    def needs_operator(self) -> bool:
+        return self.token_rejected or self.device_unavailable
+
+
+class VideosApiClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        app_id: str,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        retries: int | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.app_id = app_id
+        self._token = token
+        self.timeout = (
+            connect_timeout if connect_timeout is not None else settings.VIDEOSAPI_CONNECT_TIMEOUT,
+            read_timeout if read_timeout is not None else settings.VIDEOSAPI_READ_TIMEOUT,
+        )
+        retries = settings.VIDEOSAPI_RETRIES if retries is None else retries
+        # Reads are safe to repeat (a re-sent keyBuff re-delivers the same page), so they retry
+        # on timeouts and 5xx too. A send is repeated only when the request never left
+        # (connection refused): after that the upstream may have delivered it.
+        self._reads = self._session(
+            Retry(
+                total=retries,
+                connect=retries,
+                read=retries,
+                status=retries,
+                backoff_factor=0.5,
+                status_forcelist=(500, 502, 503, 504),
+                allowed_methods=None,
+                raise_on_status=False,
+                respect_retry_after_header=True,
+            )
+        )
+        self._writes = self._session(
+            Retry(
+                total=retries,
+                connect=retries,
+                read=0,
+                status=0,
+                other=0,
+                backoff_factor=0.5,
+                allowed_methods=None,
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"<VideosApiClient {self.base_url} app_id={self.app_id!r}>"
+
+    def _session(self, retry: Retry) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers[TOKEN_HEADER] = self._token
+        return session
+
+    def close(self) -> None:
+        self._reads.close()
+        self._writes.close()
+
+    def __enter__(self) -> VideosApiClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- endpoints ---------------------------------------------------------------------------
+
+    def sync_private_letters(self, key_buff: str) -> Any:
+        """One page of new private letters after `key_buff`; returns the envelope's `data`."""
+        return self.call("/finder/syncPrivateLetterMsg", {"keyBuff": key_buff})
+
+    def post_private_letter(
+        self, *, content: str, to_username: str, my_username: str, msg_session_id: str
+    ) -> int:
+        """Send a text letter; returns its newMsgId."""
+        data = self.call(
+            "/finder/postPrivateLetter",
+            {
+                "content": content,
+                "toUserName": to_username,
+                "myUserName": my_username,
+                "msgSessionId": msg_session_id,
+            },
+            idempotent=False,
+        )
+        return self._new_msg_id(data)
+
+    def post_private_letter_image(
+        self, *, img_url: str, to_username: str, my_username: str, msg_session_id: str
+    ) -> int:
+        data = self.call(
+            "/finder/postPrivateLetterImg",
+            {
+                "imgUrl": img_url,
+                "toUserName": to_username,
+                "myUserName": my_username,
+                "msgSessionId": msg_session_id,
+            },
+            idempotent=False,
+        )
+        return self._new_msg_id(data)
+
+    def get_profile(self) -> dict[str, Any]:
+        data = self.call("/finder/getProfile", {})
+        if not isinstance(data, dict):
+            raise UpstreamBadResponse("getProfile data is not an object")
+        return data
+
+    def contact_list(self, *, my_username: str, query: str) -> list[dict[str, Any]]:
+        data = self.call(
+            "/finder/contactList",
+            {"myUserName": my_username, "myRoleType": 3, "queryInfo": query},
+        )
+        return [entry for entry in data or [] if isinstance(entry, dict)]
+
+    def download_image(self, *, xml: str, image_type: int) -> str:
+        """A downloadable URL for an image message (1 HD, 2 normal, 3 thumbnail)."""
+        data = self.call("/message/downloadImage", {"xml": xml, "type": image_type})
+        url = data.get("fileUrl") if isinstance(data, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise UpstreamBadResponse("downloadImage returned no fileUrl")
+        return url
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def call(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+        """POST `body` (plus appId) to `path`; return the envelope's `data` when `ret == 200`."""
+        url = f"{self.base_url}{path}"
+        session = self._reads if idempotent else self._writes
+        try:
+            response = session.post(
+                url, json={"appId": self.app_id, **body}, timeout=self.timeout, stream=True
+            )
+            content = self._read_limited(response)
+        except requests.RequestException as exc:
+            raise UpstreamUnavailable(
+                self._redact(f"{path}: {type(exc).__name__}: {exc}")
+            ) from None
+        if response.status_code >= 500:
+            raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
+        try:
+            envelope = json.loads(content)
+        except ValueError:
+            raise UpstreamBadResponse(
+                f"{path}: HTTP {response.status_code}, response is not JSON"
+            ) from None
+        if not isinstance(envelope, dict) or "ret" not in envelope:
+            raise UpstreamBadResponse(f"{path}: response is not a {{ret, msg, data}} envelope")
+        ret = envelope.get("ret")
+        if ret != 200:
+            msg = envelope.get("msg")
+            error = UpstreamRejected(
+                ret,
+                self._redact(msg if isinstance(msg, str) else repr(msg)),
+                self._redact_data(envelope.get("data")),
+            )
+            log.warning("VideosApi %s for app %s rejected: %s", path, self.app_id, error)
+            raise error
+        return envelope.get("data")
+
+    def _read_limited(self, response: requests.Response) -> bytes:
+        limit = settings.VIDEOSAPI_MAX_RESPONSE_BYTES
+        chunks, size = [], 0
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise UpstreamBadResponse(f"response is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, REDACTED) if self._token else text
+
+    def _redact_data(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: self._redact_data(value) for key, value in data.items()}
+        if isinstance(data, str):
+            return self._redact(data)
+        return data
+
+    @staticmethod
+    def _new_msg_id(data: Any) -> int:
+        value = data.get("newMsgId") if isinstance(data, dict) else None
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if type(value) is not int or not 0 < value < 2**64:
+            raise UpstreamBadResponse("the send was accepted but returned no newMsgId")
+        return value

@@ -1,0 +1,114 @@
+"""The upstream side: one Account per Channels account logged in at VideosApi."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class AccountQuerySet(models.QuerySet):
+    def visible_to(self, user) -> AccountQuerySet:
+        """Accounts whose sessions `user` may read and answer: all for a superuser, else those
+        the user is a member of."""
+        if user.is_superuser:
+            return self
+        return self.filter(members=user)
+
+    def due_for_sync(self, now=None) -> AccountQuerySet:
+        now = now or timezone.now()
+        return self.filter(enabled=True, paused_reason="").filter(
+            models.Q(next_sync_at__isnull=True) | models.Q(next_sync_at__lte=now)
+        )
+
+
+class Account(models.Model):
+    name = models.CharField(_("name"), max_length=100)
+    app_id = models.CharField(
+        _("app id"), max_length=100, unique=True, help_text=_("The device id VideosApi issued.")
+    )
+    # Write-only: admin never renders it, logs and errors redact it (see accounts.client).
+    token = models.CharField(_("token"), max_length=255)
+    base_url = models.URLField(
+        _("base URL"),
+        blank=True,
+        help_text=_("Leave empty to use the VIDEOSAPI_BASE_URL setting."),
+    )
+    own_username = models.CharField(
+        _("own Channels user name"),
+        max_length=200,
+        blank=True,
+        help_text=_("This account's v2_…@finder name, learned from getProfile or from sync."),
+    )
+    nickname = models.CharField(_("nickname"), max_length=200, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="finder_accounts",
+        verbose_name=_("members"),
+    )
+
+    # The sync cursor: the keyBuff the last committed page returned (opaque to us).
+    key_buff = models.TextField(_("sync cursor"), blank=True)
+
+    enabled = models.BooleanField(_("sync enabled"), default=True)
+    # Set when the upstream says retrying cannot help (token rejected, device offline); beat skips
+    # the account until an operator resumes it.
+    paused_reason = models.CharField(_("paused because"), max_length=300, blank=True)
+    poll_interval = models.PositiveIntegerField(
+        _("poll interval (s)"), default=settings.SYNC_DEFAULT_INTERVAL_SECONDS
+    )
+    next_sync_at = models.DateTimeField(_("next sync"), null=True, blank=True)
+
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+    failure_streak = models.PositiveIntegerField(_("consecutive failures"), default=0)
+
+    # The lease that keeps one sync pass per account at a time (see inbox.sync.account_lease).
+    sync_lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AccountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        indexes = [
+            # sync_due_accounts(): enabled, unpaused accounts whose next_sync_at has come.
+            models.Index(fields=["enabled", "next_sync_at"], name="accounts_account_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.app_id})"
+
+    def __repr__(self) -> str:
+        # Never the token.
+        return f"<Account pk={self.pk} app_id={self.app_id!r}>"
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.base_url or settings.VIDEOSAPI_BASE_URL
+
+    def client(self):
+        from accounts.client import VideosApiClient
+
+        return VideosApiClient(
+            base_url=self.effective_base_url, token=self.token, app_id=self.app_id
+        )
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self.paused_reason)
+
+    def backoff_delay(self) -> timedelta:
+        """How long to wait after the current failure streak: doubling from the poll interval,
+        capped (jitter is added by the scheduler)."""
+        seconds = self.poll_interval * (2 ** min(self.failure_streak, 16))
+        return timedelta(seconds=min(seconds, settings.SYNC_BACKOFF_MAX_SECONDS))

@@ -1,0 +1,665 @@
+"""A local stand-in for VideosApi, for the demo and the tests, spoken to over real HTTP.
+
+It behaves like the service as documented in ../shared/upstream: every call is a POST with the
+`VideosApi-token` header and a JSON body with `appId`; answers are `{ret, msg, data}` envelopes,
+failures `ret: 500` with the service's own wording. For each account it keeps a log of private
+letters: the service's own example page first (served verbatim), then a scripted conversation in
+Chinese (text, images, app messages, notices, unknown types), then whatever is added later: letters
+generated every few seconds (`live_interval`), letters added through `add_letter()` or
+`POST /_sandbox/letters`, and echoes of letters sent with postPrivateLetter. `keyBuff` is a
+position in that log, so an old keyBuff re-delivers what came after it, as upstream does.
+
+Faults are injected with `inject()` or `POST /_sandbox/faults` and apply to the next matching calls:
+http_500 / http_502, ret_500, token_expired, offline, invalid_json, slow, redeliver (the next page
+starts `overlap` letters early), drop (the call takes effect but the connection closes unanswered).
+
+Control endpoints (no token): POST /_sandbox/faults {kind, times, path, seconds, overlap},
+POST /_sandbox/letters {app_id, text, msg_session_id?, peer?}, GET /_sandbox/calls,
+GET /_sandbox/files/<name>.png (the images downloadImage points at).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import struct
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+EXAMPLE_PATH = Path(__file__).with_name("sandbox_data") / "sync_example.json"
+EXAMPLE_BYTES = EXAMPLE_PATH.read_bytes()
+EXAMPLE = json.loads(EXAMPLE_BYTES)
+EXAMPLE_ITEMS: list[dict[str, Any]] = EXAMPLE["data"]["list"]
+EXAMPLE_KEY_BUFF: str = EXAMPLE["data"]["keyBuff"]
+
+DEMO_APP_ID = "wx_sandbox_demo"
+DEMO_TOKEN = "sandbox-demo-token-8f3a"
+TOKEN_HEADER = "VideosApi-token"
+PAGE_SIZE = 10
+MAX_TEXT_LENGTH = 2000
+
+# Identities in the example: the account writes as its WeChat id and as its Channels name; its
+# one peer there is EXAMPLE_PEER.
+EXAMPLE_ACCOUNT_WXID = "wxid_0xsqb3o0tsvz22"
+EXAMPLE_ACCOUNT_FINDER = (
+    "v2_060000231003b20faec8c7e28811c4d5cc0ded37b0779c48c759a7446a87688c2774e5300c32@finder"
+)
+EXAMPLE_PEER = (
+    "v2_060000231003b20faec8c6e18f10c7d6c903ec3db0776955d3d97c6b329d6aa58693bcdb7ad1@finder"
+)
+EXAMPLE_SESSION = "3eab1521919d4531c83a166faa56cf844737c4a295b127f3edcb68ed4375d049@findermsg"
+
+
+def finder_name(seed: str) -> str:
+    return f"v2_0600002310{hashlib.sha256(seed.encode()).hexdigest()[:66]}@finder"
+
+
+def session_id_for(account: str, peer: str) -> str:
+    return hashlib.sha256(f"{account}|{peer}".encode()).hexdigest() + "@findermsg"
+
+
+@dataclass(frozen=True)
+class Peer:
+    username: str
+    nickname: str
+
+
+PEERS = [
+    Peer(EXAMPLE_PEER, "小鹿同学"),
+    Peer(finder_name("peer-1"), "王小明"),
+    Peer(finder_name("peer-2"), "Lily 🌸"),
+    Peer(finder_name("peer-3"), "陈阿姨的花店"),
+    Peer(finder_name("peer-4"), "Tom Zhang"),
+]
+
+IMAGE_XML = (
+    '<?xml version="1.0"?>\n<msg>\n\t<img aeskey="{key}" encryver="1" cdnthumbaeskey="{key}" '
+    'cdnthumburl="{url}" cdnthumblength="{thumb_length}" cdnthumbheight="{height}" '
+    'cdnthumbwidth="{width}" cdnmidheight="0" cdnmidwidth="0" cdnhdheight="0" cdnhdwidth="0" '
+    'cdnmidimgurl="{url}" length="{length}" cdnbigimgurl="{url}" hdlength="{hd_length}" '
+    'md5="{md5}" />\n\t<platform_signature></platform_signature>\n\t<imgdatahash></imgdatahash>'
+    "\n</msg>\n"
+)
+APP_XML = (
+    '<msg><appmsg appid="" sdkver="0"><title>{title}</title><des>{des}</des>'
+    "<type>{type}</type><url>{url}</url></appmsg></msg>"
+)
+
+# The scripted conversation after the example: (peer index, isSender, MsgType, content spec).
+SCRIPT: list[tuple[int, int, int, Any]] = [
+    (0, 0, 1, "你好，请问这款保温杯还有货吗？"),
+    (0, 1, 1, "您好！有货的，今天下单明天发货～"),
+    (1, 0, 1, "老板，我昨天买的衣服尺码不对，可以换吗？\n订单号 20240124-8831"),
+    (1, 0, 3, ("photo-1", 160, 120)),
+    (1, 1, 1, "可以的，请在订单页申请换货，运费我们承担。详情见 https://example.com/help/exchange"),
+    (2, 0, 1, "Hi, do you ship to Singapore?"),
+    (2, 0, 49, ("Spring collection 春季新品", "", 51)),
+    (3, 0, 1, "直播间说的优惠券在哪里领？"),
+    (3, 0, 34, '<msg><voicemsg voicelength="3200" length="5120" /></msg>'),
+    (3, 0, 47, '<msg><emoji md5="0d1a5c" len="2048" /></msg>'),
+    (3, 1, 1, "优惠券在直播间右下角的「福利」里～"),
+    (4, 0, 1, "<script>alert('hi')</script> 这条消息会被正常显示吗？"),
+    (4, 0, 10000, "你已添加了Tom Zhang，现在可以开始聊天了。"),
+    (4, 0, 49, ("618 活动说明", "点击查看活动规则", 5)),
+    (4, 0, 9999, "<msg>a message type nobody documented</msg>"),
+    (2, 0, 3, ("photo-2", 90, 160)),
+    (2, 1, 1, "Yes, we ship to Singapore. Delivery takes 5-7 days."),
+    (0, 0, 10002, '"小鹿同学" 撤回了一条消息'),
+]
+
+LIVE_TEXTS = [
+    "在吗？想咨询一下",
+    "这个颜色还有别的尺码吗？",
+    "已经下单了，麻烦尽快发货，谢谢！",
+    "请问可以开发票吗？",
+    "收到货了，质量很好 👍",
+    "物流好像一直没有更新……",
+    "Is there a discount for two?",
+    "直播什么时候开始？",
+]
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str = "/finder/syncPrivateLetterMsg"
+    times: int = 1
+    seconds: float = 2.0
+    overlap: int = 3
+
+
+@dataclass
+class SandboxAccount:
+    app_id: str
+    token: str
+    finder_username: str
+    wxid: str
+    letters: list[dict[str, Any]] = field(default_factory=list)
+    # The example page is served verbatim, once, from an empty keyBuff.
+    serves_example: bool = True
+    next_seq: int = 1
+    live_count: int = 0
+
+
+class SandboxState:
+    """Everything the sandbox knows; thread-safe; tests reach into it directly."""
+
+    def __init__(self, *, live_interval: float | None = None, page_size: int = PAGE_SIZE):
+        self.lock = threading.RLock()
+        self.live_interval = live_interval
+        self.page_size = page_size
+        self.started = time.monotonic()
+        self.accounts: dict[str, SandboxAccount] = {}
+        self.faults: list[Fault] = []
+        self.calls: list[dict[str, Any]] = []
+        self.base_url = ""
+        self._ids = random.Random(20240124)
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def add_account(
+        self, app_id: str, token: str, *, example: bool = True, script: bool = True
+    ) -> SandboxAccount:
+        with self.lock:
+            account = SandboxAccount(
+                app_id=app_id,
+                token=token,
+                serves_example=example,
+                finder_username=EXAMPLE_ACCOUNT_FINDER if example else finder_name(app_id),
+                wxid=EXAMPLE_ACCOUNT_WXID if example else f"wxid_{app_id[:16]}",
+            )
+            if example:
+                account.letters.extend(json.loads(json.dumps(EXAMPLE_ITEMS)))
+                account.next_seq = len(EXAMPLE_ITEMS) + 1
+            self.accounts[app_id] = account
+            if script:
+                # The scripted letters arrived over the last few hours, a few minutes apart.
+                start = int(time.time()) - 600 * len(SCRIPT)
+                for index, (peer_index, is_sender, msg_type, spec) in enumerate(SCRIPT):
+                    self._append_scripted(
+                        account,
+                        PEERS[peer_index],
+                        is_sender,
+                        msg_type,
+                        spec,
+                        create_time=start + 600 * index,
+                    )
+            return account
+
+    def reset(self) -> None:
+        with self.lock:
+            self.accounts.clear()
+            self.faults.clear()
+            self.calls.clear()
+            self.started = time.monotonic()
+
+    def inject(self, kind: str, **options: Any) -> None:
+        with self.lock:
+            self.faults.append(Fault(kind=kind, **options))
+
+    def calls_to(self, path: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [call for call in self.calls if call["path"].endswith(path)]
+
+    def add_letter(
+        self,
+        app_id: str,
+        text: str,
+        *,
+        peer: Peer | None = None,
+        msg_session_id: str | None = None,
+        msg_type: int = 1,
+        is_sender: bool = False,
+        new_msg_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Append a letter to the account's log, as if a viewer (or the account) just wrote."""
+        with self.lock:
+            account = self.accounts[app_id]
+            peer = peer or PEERS[1]
+            return self._append(
+                account,
+                peer=peer.username,
+                is_sender=is_sender,
+                msg_type=msg_type,
+                content=text,
+                msg_session_id=msg_session_id,
+                new_msg_id=new_msg_id,
+            )
+
+    # --- the log ---------------------------------------------------------------------------
+
+    def _new_msg_id(self) -> int:
+        # The full unsigned 64-bit range, so values above 2**63 show up as upstream has them.
+        return self._ids.randrange(10**17, 2**64)
+
+    def _append(
+        self,
+        account: SandboxAccount,
+        *,
+        peer: str,
+        is_sender: bool,
+        msg_type: int,
+        content: str,
+        msg_session_id: str | None = None,
+        new_msg_id: int | None = None,
+        me: str | None = None,
+        create_time: int | None = None,
+    ) -> dict[str, Any]:
+        me = me or account.finder_username
+        seq = account.next_seq
+        account.next_seq += 1
+        item = {
+            "syncKeyType": 5,
+            "itemType": 1,
+            "content": {
+                "msg": {
+                    "MsgId": seq,
+                    "FromUserName": {"string": me if is_sender else peer},
+                    "ToUserName": {"string": peer if is_sender else me},
+                    "MsgType": msg_type,
+                    "Content": {"string": content},
+                    "Status": 3,
+                    "ImgStatus": 2 if msg_type == 3 else 1,
+                    "ImgBuf": {"iLen": 0},
+                    "CreateTime": create_time or int(time.time()),
+                    "MsgSource": "",
+                    "NewMsgId": new_msg_id or self._new_msg_id(),
+                    "MsgSeq": seq,
+                },
+                "msgSessionId": msg_session_id
+                or (
+                    EXAMPLE_SESSION
+                    if peer == EXAMPLE_PEER and account.serves_example
+                    else session_id_for(account.app_id, peer)
+                ),
+                "seq": seq,
+                "extinfo": "CAIQAw==",
+                "isSender": 1 if is_sender else 0,
+            },
+            "subType": 2,
+        }
+        account.letters.append(item)
+        return item
+
+    def _append_scripted(
+        self,
+        account: SandboxAccount,
+        peer: Peer,
+        is_sender: int,
+        msg_type: int,
+        spec: Any,
+        create_time: int | None = None,
+    ) -> None:
+        if msg_type == 3:
+            name, width, height = spec
+            md5 = hashlib.md5(name.encode()).hexdigest()
+            content = IMAGE_XML.format(
+                key=hashlib.md5(md5.encode()).hexdigest(),
+                url=f"3057020100044b3049{md5}",
+                width=width,
+                height=height,
+                thumb_length=width * height // 12,
+                length=width * height * 2,
+                hd_length=width * height * 5,
+                md5=md5,
+            )
+        elif msg_type == 49:
+            title, des, app_type = spec
+            content = APP_XML.format(
+                title=title, des=des, type=app_type, url="https://channels.weixin.qq.com/"
+            )
+        else:
+            content = spec
+        self._append(
+            account,
+            peer=peer.username,
+            is_sender=bool(is_sender),
+            msg_type=msg_type,
+            content=content,
+            create_time=create_time,
+        )
+
+    def _generate_live(self, account: SandboxAccount) -> None:
+        """Letters that 'arrived' since the sandbox started, one every live_interval seconds."""
+        if not self.live_interval:
+            return
+        due = int((time.monotonic() - self.started) / self.live_interval)
+        while account.live_count < due:
+            n = account.live_count
+            account.live_count += 1
+            peer = PEERS[n % len(PEERS)]
+            if n % 7 == 6:
+                self._append_scripted(account, peer, 0, 3, (f"live-{n}", 120, 160))
+            else:
+                self._append(
+                    account,
+                    peer=peer.username,
+                    is_sender=False,
+                    msg_type=1,
+                    content=LIVE_TEXTS[n % len(LIVE_TEXTS)],
+                )
+
+    # --- the API -------------------------------------------------------------------------------
+
+    def handle(self, path: str, token: str | None, body: Any) -> tuple[int, bytes]:
+        """Answer one API call: (HTTP status, response body)."""
+        with self.lock:
+            self.calls.append({"path": path, "body": body, "token_sent": token is not None})
+            fault = self._take_fault(path)
+        if fault and fault.kind == "slow":
+            time.sleep(fault.seconds)  # outside the lock: other calls go on meanwhile
+        with self.lock:
+            return self._answer(path, token, body, fault)
+
+    def _answer(
+        self, path: str, token: str | None, body: Any, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        if fault and fault.kind in ("http_500", "http_502"):
+            return int(fault.kind[-3:]), b"<html><body>Bad Gateway</body></html>"
+        if fault and fault.kind == "invalid_json":
+            return 200, b"<html>upstream maintenance</html>"
+        if fault and fault.kind == "ret_500":
+            return _envelope(500, "系统繁忙，请稍后再试")
+        if fault and fault.kind == "token_expired":
+            return _envelope(500, f"HTTP HEADER: {TOKEN_HEADER}={token} 不可用或已过期")
+        if fault and fault.kind == "offline":
+            return _envelope(500, "发送消息失败", {"code": "-1", "msg": "微信已离线"})
+
+        if not token:
+            return _envelope(500, f"header:{TOKEN_HEADER} 不可为空")
+        if not isinstance(body, dict):
+            return _envelope(500, "参数错误")
+        account = self.accounts.get(str(body.get("appId")))
+        if account is None or account.token != token:
+            if all(known.token != token for known in self.accounts.values()):
+                return _envelope(500, f"HTTP HEADER: {TOKEN_HEADER}={token} 不可用或已过期")
+            return _envelope(500, "操作失败", {"code": "-1", "msg": "[appId]设备不存在"})
+
+        endpoint = path.rsplit("/", 2)
+        name = "/" + "/".join(endpoint[-2:])
+        handler = {
+            "/finder/syncPrivateLetterMsg": self._sync,
+            "/finder/postPrivateLetter": self._post_letter,
+            "/finder/postPrivateLetterImg": self._post_letter_image,
+            "/finder/getProfile": self._profile,
+            "/finder/contactList": self._contacts,
+            "/message/downloadImage": self._download_image,
+        }.get(name)
+        if handler is None:
+            return 404, b"Not Found"
+        status, payload = handler(account, body, fault)
+        if fault and fault.kind == "drop":
+            return 0, b""
+        return status, payload
+
+    def _take_fault(self, path: str) -> Fault | None:
+        for fault in self.faults:
+            if path.endswith(fault.path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def _sync(self, account: SandboxAccount, body: dict, fault: Fault | None) -> tuple[int, bytes]:
+        key_buff = body.get("keyBuff") or ""
+        if not isinstance(key_buff, str):
+            return _envelope(500, "keyBuff 参数错误")
+        if key_buff == "" and account.serves_example and not (fault and fault.kind == "redeliver"):
+            return 200, EXAMPLE_BYTES
+        position = _decode_cursor(key_buff)
+        if position is None:
+            return _envelope(500, "keyBuff 无效")
+        self._generate_live(account)
+        if fault and fault.kind == "redeliver":
+            position = max(0, position - fault.overlap)
+        page = account.letters[position : position + self.page_size]
+        next_position = position + len(page)
+        return _envelope(200, "操作成功", {"list": page, "keyBuff": _encode_cursor(next_position)})
+
+    def _check_send(self, body: dict, field_name: str) -> tuple[int, bytes] | None:
+        value = body.get(field_name)
+        if not isinstance(value, str) or not value.strip():
+            return _envelope(500, f"{field_name} 不能为空")
+        if field_name == "content" and len(value) > MAX_TEXT_LENGTH:
+            return _envelope(500, "消息内容过长")
+        for required in ("toUserName", "myUserName", "msgSessionId"):
+            if not isinstance(body.get(required), str) or not body[required]:
+                return _envelope(500, f"{required} 不能为空")
+        return None
+
+    def _post_letter(
+        self, account: SandboxAccount, body: dict, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        problem = self._check_send(body, "content")
+        if problem:
+            return problem
+        item = self._append(
+            account,
+            peer=body["toUserName"],
+            is_sender=True,
+            msg_type=1,
+            content=body["content"],
+            msg_session_id=body["msgSessionId"],
+            me=body["myUserName"],
+        )
+        new_msg_id = item["content"]["msg"]["NewMsgId"]
+        return _envelope(200, "操作成功", {"newMsgId": new_msg_id})
+
+    def _post_letter_image(
+        self, account: SandboxAccount, body: dict, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        problem = self._check_send(body, "imgUrl")
+        if problem:
+            return problem
+        md5 = hashlib.md5(body["imgUrl"].encode()).hexdigest()
+        item = self._append(
+            account,
+            peer=body["toUserName"],
+            is_sender=True,
+            msg_type=3,
+            content=IMAGE_XML.format(
+                key=md5,
+                url=f"3057{md5}",
+                width=120,
+                height=120,
+                thumb_length=1200,
+                length=24000,
+                hd_length=60000,
+                md5=md5,
+            ),
+            msg_session_id=body["msgSessionId"],
+            me=body["myUserName"],
+        )
+        return _envelope(200, "操作成功", {"newMsgId": item["content"]["msg"]["NewMsgId"]})
+
+    def _profile(
+        self, account: SandboxAccount, body: dict, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        return _envelope(
+            200,
+            "操作成功",
+            {
+                "mainFinderUsername": account.finder_username,
+                "aliasInfo": [
+                    {"nickname": "沙盒小店", "headImgUrl": "", "roleType": 3},
+                    {"nickname": "沙盒店长", "headImgUrl": "", "roleType": 1},
+                ],
+            },
+        )
+
+    def _contacts(
+        self, account: SandboxAccount, body: dict, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        query = body.get("queryInfo")
+        found = [peer for peer in PEERS if peer.username == query]
+        return _envelope(
+            200,
+            "操作成功",
+            [
+                {
+                    "username": peer.username,
+                    "nickname": peer.nickname,
+                    "headUrl": "",
+                    "signature": "",
+                    "extInfo": {"country": "CN", "province": "", "city": "", "sex": 0},
+                    "msgInfo": {"msgUsername": peer.username, "sessionId": ""},
+                }
+                for peer in found
+            ],
+        )
+
+    def _download_image(
+        self, account: SandboxAccount, body: dict, fault: Fault | None
+    ) -> tuple[int, bytes]:
+        xml = body.get("xml")
+        if not isinstance(xml, str) or "<img" not in xml:
+            return _envelope(500, "xml 参数错误")
+        md5 = hashlib.md5(xml.encode()).hexdigest()
+        image_type = body.get("type", 2)
+        return _envelope(
+            200, "操作成功", {"fileUrl": f"{self.base_url}/_sandbox/files/{md5}-{image_type}.png"}
+        )
+
+
+def _envelope(ret: int, msg: str, data: Any = None) -> tuple[int, bytes]:
+    return 200, json.dumps({"ret": ret, "msg": msg, "data": data}, ensure_ascii=False).encode()
+
+
+def _encode_cursor(position: int) -> str:
+    return base64.b64encode(f"sandbox:{position}".encode()).decode()
+
+
+def _decode_cursor(key_buff: str) -> int | None:
+    if key_buff == "":
+        return 0
+    if key_buff == EXAMPLE_KEY_BUFF:
+        return len(EXAMPLE_ITEMS)
+    try:
+        prefix, _, number = base64.b64decode(key_buff, validate=True).decode().partition(":")
+    except ValueError:
+        return None
+    return int(number) if prefix == "sandbox" and number.isdigit() else None
+
+
+def png_bytes(width: int, height: int, seed: str) -> bytes:
+    """A small gradient PNG, coloured by `seed`: what the demo shows for an image message."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    (r0, g0, b0), (r1, g1, b1) = digest[0:3], digest[3:6]
+    rows = []
+    for y in range(height):
+        t = y / max(height - 1, 1)
+        row = bytearray([0])  # filter type None
+        for x in range(width):
+            s = (x / max(width - 1, 1) + t) / 2
+            row += bytes(
+                (int(r0 + (r1 - r0) * s), int(g0 + (g1 - g0) * s), int(b0 + (b1 - b0) * s))
+            )
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows), 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the sandbox serves many polls a minute."""
+
+    def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
+        if status == 0:  # the "drop" fault: hang up without an answer
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            return None
+
+    def do_POST(self) -> None:
+        state = self.server.state
+        path = urlparse(self.path).path
+        body = self._body()
+        if path == "/_sandbox/faults":
+            state.inject(**body)
+            self._send(200, b'{"ok": true}')
+        elif path == "/_sandbox/letters":
+            item = state.add_letter(
+                body["app_id"], body["text"], msg_session_id=body.get("msg_session_id")
+            )
+            self._send(200, json.dumps(item, ensure_ascii=False).encode())
+        else:
+            self._send(*state.handle(path, self.headers.get(TOKEN_HEADER), body))
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        path = urlparse(self.path).path
+        if path == "/_sandbox/calls":
+            with state.lock:
+                payload = json.dumps(state.calls, ensure_ascii=False).encode()
+            self._send(200, payload)
+        elif path.startswith("/_sandbox/files/") and path.endswith(".png"):
+            name = path.rsplit("/", 1)[-1].removesuffix(".png")
+            width, height = (480, 360) if name.endswith("-1") else (240, 180)
+            self._send(200, png_bytes(width, height, name), "image/png")
+        else:
+            self._send(404, b"Not Found", "text/plain")
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, state: SandboxState, host: str = "127.0.0.1", port: int = 0):
+        super().__init__((host, port), _Handler)
+        self.state = state
+        state.base_url = f"http://{host}:{self.server_address[1]}"
+
+    @property
+    def base_url(self) -> str:
+        """What an Account's base_url should be: the service's own path layout."""
+        return f"{self.state.base_url}/finder/v2/api"
+
+
+def start_sandbox(
+    *, port: int = 0, live_interval: float | None = None, demo_account: bool = False
+) -> SandboxServer:
+    """Serve a sandbox from a daemon thread; `server.shutdown()` stops it."""
+    state = SandboxState(live_interval=live_interval)
+    if demo_account:
+        state.add_account(DEMO_APP_ID, DEMO_TOKEN)
+    server = SandboxServer(state, port=port)
+    threading.Thread(target=server.serve_forever, name="videosapi-sandbox", daemon=True).start()
+    return server

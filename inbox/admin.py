@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from inbox.models import Message, QuarantinedItem, Session
+
+
+def _pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "display_name",
+        "account",
+        "status",
+        "assignee",
+        "last_message_at",
+        "unread_count",
+    ]
+    list_filter = ["status", "account"]
+    list_select_related = ["account", "assignee"]
+    search_fields = ["=msg_session_id", "peer_username", "peer_nickname"]
+    raw_id_fields = ["account", "assignee"]
+    show_full_result_count = False
+    readonly_fields = ["msg_session_id", "created_at", "updated_at"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "account",
+        "session",
+        "kind",
+        "msg_type",
+        "is_sender",
+        "short_content",
+        "delivery",
+        "has_parse_error",
+    ]
+    list_filter = ["kind", "msg_type", "is_sender", "delivery", "account"]
+    list_select_related = ["account", "session"]
+    search_fields = ["=new_msg_id", "=session__msg_session_id", "from_username"]
+    raw_id_fields = ["account", "session", "author"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    exclude = ["raw"]
+    readonly_fields = ["raw_json", "parse_error", "image_meta", "stored_at", "updated_at"]
+
+    @admin.display(description=_("content"))
+    def short_content(self, message: Message) -> str:
+        return message.content[:60]
+
+    @admin.display(description=_("parse error"), boolean=True)
+    def has_parse_error(self, message: Message) -> bool:
+        return bool(message.parse_error)
+
+    @admin.display(description=_("raw item"))
+    def raw_json(self, message: Message) -> str:
+        return _pretty_json(message.raw)
+
+
+@admin.register(QuarantinedItem)
+class QuarantinedItemAdmin(admin.ModelAdmin):
+    list_display = ["stored_at", "account", "error"]
+    list_filter = ["account"]
+    list_select_related = ["account"]
+    exclude = ["raw"]
+    readonly_fields = ["account", "fingerprint", "error", "raw_json", "stored_at"]
+    show_full_result_count = False
+
+    @admin.display(description=_("raw item"))
+    def raw_json(self, item: QuarantinedItem) -> str:
+        return _pretty_json(item.raw)

@@ -1,0 +1,226 @@
+"""The conversation domain: a Session per msgSessionId, its Messages, and what staff do to them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Account
+from inbox.fields import Uint64Field
+from inbox.payloads import ImageMeta
+
+PREVIEW_LENGTH = 120
+
+
+class SessionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> SessionQuerySet:
+        if user.is_superuser:
+            return self
+        return self.filter(account__members=user)
+
+
+class Session(models.Model):
+    """One private-letter conversation between an account and one peer (upstream msgSessionId)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        PENDING = "pending", _("Pending")
+        RESOLVED = "resolved", _("Resolved")
+        SNOOZED = "snoozed", _("Snoozed")
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sessions")
+    msg_session_id = models.CharField(_("session id"), max_length=200)
+    peer_username = models.CharField(_("peer"), max_length=200, blank=True)
+    peer_nickname = models.CharField(_("peer nickname"), max_length=200, blank=True)
+    # The account identity the peer wrote to (an account has several); replies go out as it.
+    my_username = models.CharField(_("our identity"), max_length=200, blank=True)
+
+    last_message_at = models.DateTimeField(_("last message"))
+    last_message_preview = models.CharField(_("preview"), max_length=PREVIEW_LENGTH, blank=True)
+    # The preview of a non-text message is its type, worded in the reader's language at render.
+    last_message_type = models.IntegerField(null=True, blank=True)
+    unread_count = models.PositiveIntegerField(_("unread"), default=0)
+    # Bumped on every change the session list shows; the list's live poll asks "changed since?".
+    updated_at = models.DateTimeField(_("updated"), auto_now=True, db_index=False)
+
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    snoozed_until = models.DateTimeField(_("snoozed until"), null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_sessions",
+        verbose_name=_("assignee"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("session")
+        verbose_name_plural = _("sessions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "msg_session_id"], name="inbox_session_unique_upstream_id"
+            ),
+        ]
+        indexes = [
+            # The session list of an account, newest activity first, keyset-paged on (time, pk).
+            models.Index(
+                fields=["account", "-last_message_at", "-id"], name="inbox_session_account_latest"
+            ),
+            # The live poll of the session list: "what changed since T?".
+            models.Index(fields=["updated_at"], name="inbox_session_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inbox:thread", args=[self.pk])
+
+    @property
+    def display_name(self) -> str:
+        if self.peer_nickname:
+            return self.peer_nickname
+        name = self.peer_username or self.msg_session_id
+        # v2_060000231003b20f…@finder is unreadable whole; its head and tail tell peers apart.
+        return f"{name[:10]}…{name[-12:]}" if len(name) > 26 else name
+
+
+class Message(models.Model):
+    """One private letter as the upstream delivered it, or an outgoing reply, note or activity
+    line that staff made here. Upstream letters are unique per (account, NewMsgId)."""
+
+    class Kind(models.TextChoices):
+        LETTER = "letter", _("Letter")
+        NOTE = "note", _("Internal note")
+        ACTIVITY = "activity", _("Activity")
+
+    class Delivery(models.TextChoices):
+        RECEIVED = "received", _("Received")  # came in through sync (either direction)
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    class Type(models.IntegerChoices):
+        TEXT = 1, _("Text")
+        IMAGE = 3, _("Image")
+        VOICE = 34, _("Voice")
+        CONTACT_CARD = 42, _("Contact card")
+        VIDEO = 43, _("Video")
+        EMOJI = 47, _("Sticker")
+        APP = 49, _("App message")
+        SYSTEM = 10000, _("System notice")
+        RECALL = 10002, _("Recall")
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LETTER)
+
+    # Upstream identity. NULL for notes, activity lines and replies not yet accepted upstream.
+    new_msg_id = Uint64Field(_("NewMsgId"), null=True, blank=True)
+    msg_id = models.BigIntegerField(_("MsgId"), null=True, blank=True)
+    msg_seq = models.BigIntegerField(_("MsgSeq"), null=True, blank=True)
+    seq = models.BigIntegerField(_("seq"), null=True, blank=True)
+
+    msg_type = models.IntegerField(_("type"), default=Type.TEXT)
+    is_sender = models.BooleanField(_("sent by the account"), default=False)
+    from_username = models.CharField(_("from"), max_length=200, blank=True)
+    to_username = models.CharField(_("to"), max_length=200, blank=True)
+    content = models.TextField(_("content"), blank=True)
+    created_at = models.DateTimeField(_("created"))
+    msg_source = models.TextField(_("MsgSource"), blank=True)
+    ext_info = models.CharField(_("extinfo"), max_length=500, blank=True)
+    # Undocumented upstream numbers, kept as they came.
+    sub_type = models.IntegerField(null=True, blank=True)
+    sync_key_type = models.IntegerField(null=True, blank=True)
+    item_type = models.IntegerField(null=True, blank=True)
+    upstream_status = models.IntegerField(null=True, blank=True)
+    img_status = models.IntegerField(null=True, blank=True)
+
+    # Parsed from the content: the image's CDN metadata (MsgType 3), an app message's title (49).
+    image_meta = models.JSONField(_("image metadata"), null=True, blank=True)
+    title = models.CharField(_("title"), max_length=500, blank=True)
+    app_type = models.IntegerField(_("app message type"), null=True, blank=True)
+
+    raw = models.JSONField(_("raw item"), null=True, blank=True)
+    parse_error = models.TextField(_("parse error"), blank=True)
+    stored_at = models.DateTimeField(_("stored"), auto_now_add=True)
+
+    # Replies, notes and activity lines made here.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.RECEIVED)
+    delivery_error = models.TextField(_("delivery error"), blank=True)
+    # One per composed reply: the form carries it, so a double submit finds the first row.
+    client_token = models.UUIDField(null=True, blank=True, editable=False)
+    # Bumped on every change a thread shows (delivery state); the thread's poll asks for it.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        constraints = [
+            # Exactly once: sync inserts only NewMsgIds this account does not have yet.
+            models.UniqueConstraint(
+                fields=["account", "new_msg_id"], name="inbox_message_unique_new_msg_id"
+            ),
+            models.UniqueConstraint(
+                fields=["client_token"], name="inbox_message_unique_client_token"
+            ),
+        ]
+        indexes = [
+            # A thread in order (create time, then seq), keyset-paged from either end.
+            models.Index(
+                fields=["session", "created_at", "seq", "id"], name="inbox_message_thread_order"
+            ),
+            # The thread's live poll: "what changed in this session since T?".
+            models.Index(fields=["session", "updated_at"], name="inbox_message_thread_changed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.new_msg_id or self.pk}"
+
+    @property
+    def image(self) -> ImageMeta | None:
+        return ImageMeta.from_dict(self.image_meta) if self.image_meta else None
+
+    @property
+    def is_incoming(self) -> bool:
+        return self.kind == self.Kind.LETTER and not self.is_sender
+
+
+class QuarantinedItem(models.Model):
+    """An upstream item that could not become a Message (no usable NewMsgId or msgSessionId),
+    kept raw with the reason so an admin can see what the upstream sent. The fingerprint (a hash of
+    the raw item) keeps re-deliveries from piling up copies."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="quarantined")
+    fingerprint = models.CharField(max_length=64)
+    raw = models.JSONField(null=True, blank=True)
+    error = models.TextField()
+    stored_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("quarantined item")
+        verbose_name_plural = _("quarantined items")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "fingerprint"], name="inbox_quarantineditem_unique_item"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.error[:80]

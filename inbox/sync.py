@@ -1,0 +1,376 @@
+"""The ingestion service: syncPrivateLetterMsg pages → Session and Message rows, exactly once.
+
+A pass holds the account's lease (one pass per account at a time), then pages from the stored
+cursor until the upstream returns an empty list. Each page commits in one transaction together
+with the cursor it leads to; the commit also checks that the cursor is still the one the page was
+fetched with, so even a pass that lost its lease cannot fork the cursor. A page that fails leaves
+the cursor where it was and the next pass fetches it again; re-delivered letters are skipped by
+NewMsgId and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.client import VideosApiClient, VideosApiError
+from accounts.models import Account
+from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
+from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
+
+log = logging.getLogger(__name__)
+
+
+class SyncAlreadyRunning(Exception):
+    """Another pass holds this account's lease."""
+
+
+class CursorMoved(Exception):
+    """The account's cursor or lease changed under this pass: another pass took over."""
+
+
+class SyncFailed(Exception):
+    """A pass stopped on an error; the account's health fields say the same. Safe to display."""
+
+
+@dataclass(slots=True)
+class PageResult:
+    items: int = 0
+    new_messages: int = 0
+    new_sessions: int = 0
+    quarantined: int = 0
+
+
+@dataclass(slots=True)
+class PassResult:
+    pages: int = 0
+    new_messages: int = 0
+    new_sessions: int = 0
+    quarantined: int = 0
+    caught_up: bool = False
+
+    def add(self, page: PageResult) -> None:
+        self.pages += 1
+        self.new_messages += page.new_messages
+        self.new_sessions += page.new_sessions
+        self.quarantined += page.quarantined
+
+    def extend(self, other: PassResult) -> None:
+        """Fold a later pass into this one."""
+        self.pages += other.pages
+        self.new_messages += other.new_messages
+        self.new_sessions += other.new_sessions
+        self.quarantined += other.quarantined
+        self.caught_up = other.caught_up
+
+    def summary(self) -> str:
+        return (
+            f"{self.pages} page(s), {self.new_messages} new message(s), "
+            f"{self.new_sessions} new session(s), {self.quarantined} quarantined item(s)"
+            + ("" if self.caught_up else ", more to fetch")
+        )
+
+
+def sync_account(
+    account: Account, *, client: VideosApiClient | None = None, max_pages: int | None = None
+) -> PassResult:
+    """One pass for `account`: fetch and store pages until caught up or `max_pages` pages.
+
+    Raises SyncAlreadyRunning when another pass holds the account, SyncFailed (after recording
+    the error on the account) when the upstream or the database fails.
+    """
+    max_pages = max_pages or settings.SYNC_MAX_PAGES_PER_PASS
+    result = PassResult()
+    with account_lease(account) as lease_token:
+        own_client = client is None
+        client = client or account.client()
+        key_buff = Account.objects.values_list("key_buff", flat=True).get(pk=account.pk)
+        try:
+            while result.pages < max_pages:
+                page = parse_sync_page(client.sync_private_letters(key_buff))
+                if page.item_count == 0:
+                    if page.key_buff and page.key_buff != key_buff:
+                        store_page(account, page, lease_token=lease_token, expected=key_buff)
+                    result.caught_up = True
+                    break
+                result.add(store_page(account, page, lease_token=lease_token, expected=key_buff))
+                key_buff = page.key_buff
+        except (VideosApiError, PayloadError, CursorMoved, DatabaseError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            record_failure(account, reason, needs_operator=getattr(exc, "needs_operator", False))
+            log.warning(
+                "sync of account %s failed after %s: %s", account.pk, result.summary(), reason
+            )
+            raise SyncFailed(reason) from exc
+        finally:
+            if own_client:
+                client.close()
+        record_success(account)
+    log.info("synced account %s: %s", account.pk, result.summary())
+    return result
+
+
+@contextmanager
+def account_lease(account: Account) -> Iterator[str]:
+    """Hold the account's sync lease for the block, or raise SyncAlreadyRunning.
+
+    A conditional UPDATE takes it atomically on any database. It expires on its own after
+    SYNC_LEASE_SECONDS (renewed by every page) so a worker killed mid-pass does not block the
+    account for ever.
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    taken = (
+        Account.objects.filter(pk=account.pk)
+        .filter(Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lt=now))
+        .update(sync_lease_token=token, sync_lease_until=now + _lease_length())
+    )
+    if not taken:
+        raise SyncAlreadyRunning(f"account {account.pk} is being synced by another pass")
+    try:
+        yield token
+    finally:
+        Account.objects.filter(pk=account.pk, sync_lease_token=token).update(
+            sync_lease_token="", sync_lease_until=None
+        )
+
+
+def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: str) -> PageResult:
+    """Store one page and advance the cursor to `page.key_buff`, all in one transaction.
+
+    `expected` is the cursor the page was fetched with; if the account's cursor or lease is no
+    longer what this pass holds, nothing is written and CursorMoved is raised.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Account.objects.select_for_update()
+            .values_list("key_buff", "sync_lease_token")
+            .get(pk=account.pk)
+        )
+        if current != (expected, lease_token):
+            raise CursorMoved(f"account {account.pk}: cursor or lease changed during the pass")
+
+        letters = _unique_by_new_msg_id(page.letters)
+        sessions, new_sessions = _sessions_for(account, letters)
+        new_letters = _insert_new_messages(account, sessions, letters)
+        _update_sessions(sessions, new_letters, now)
+        quarantined = _quarantine(account, page)
+        Account.objects.filter(pk=account.pk).update(
+            key_buff=page.key_buff, sync_lease_until=now + _lease_length()
+        )
+    return PageResult(
+        items=page.item_count,
+        new_messages=len(new_letters),
+        new_sessions=new_sessions,
+        quarantined=quarantined,
+    )
+
+
+def record_success(account: Account) -> None:
+    now = timezone.now()
+    Account.objects.filter(pk=account.pk).update(
+        last_success_at=now,
+        failure_streak=0,
+        next_sync_at=now + timedelta(seconds=account.poll_interval),
+    )
+
+
+def record_failure(account: Account, reason: str, *, needs_operator: bool = False) -> None:
+    """Note the failure on the account and push its next sync out: exponential backoff with
+    jitter (so many accounts failing together do not retry in lockstep), or a pause when
+    retrying cannot help."""
+    now = timezone.now()
+    # Only the lease holder writes these, so read-then-write cannot race.
+    account.refresh_from_db(fields=["failure_streak", "poll_interval"])
+    streak = account.failure_streak + 1
+    delay = min(account.poll_interval * 2 ** min(streak, 20), settings.SYNC_BACKOFF_MAX_SECONDS)
+    delay *= random.uniform(0.8, 1.2)
+    updates = {
+        "last_error": reason[:2000],
+        "last_error_at": now,
+        "failure_streak": streak,
+        "next_sync_at": now + timedelta(seconds=delay),
+    }
+    if needs_operator:
+        updates["paused_reason"] = reason[:300]
+    Account.objects.filter(pk=account.pk).update(**updates)
+
+
+def _lease_length() -> timedelta:
+    return timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+
+
+def _unique_by_new_msg_id(letters: list[Letter]) -> list[Letter]:
+    """A page can repeat a letter; the first copy wins."""
+    seen: dict[int, Letter] = {}
+    for letter in letters:
+        seen.setdefault(letter.new_msg_id, letter)
+    return list(seen.values())
+
+
+def _sessions_for(account: Account, letters: list[Letter]) -> tuple[dict[str, Session], int]:
+    """The page's sessions by msgSessionId, locked for this transaction, creating missing ones."""
+    wanted: dict[str, Letter] = {}
+    for letter in letters:
+        current = wanted.get(letter.msg_session_id)
+        # An incoming letter tells best who the peer is and which identity they wrote to.
+        if current is None or (current.is_sender and not letter.is_sender):
+            wanted[letter.msg_session_id] = letter
+    if not wanted:
+        return {}, 0
+    sessions = {
+        session.msg_session_id: session
+        for session in Session.objects.select_for_update().filter(
+            account=account, msg_session_id__in=wanted
+        )
+    }
+    missing = [
+        Session(
+            account=account,
+            msg_session_id=session_id,
+            peer_username=letter.peer_username,
+            my_username=letter.my_username,
+            last_message_at=letter.created_at,
+        )
+        for session_id, letter in wanted.items()
+        if session_id not in sessions
+    ]
+    Session.objects.bulk_create(missing)
+    sessions.update((session.msg_session_id, session) for session in missing)
+    return sessions, len(missing)
+
+
+def _insert_new_messages(
+    account: Account, sessions: dict[str, Session], letters: list[Letter]
+) -> list[tuple[Session, Letter]]:
+    """Insert the letters this account does not have yet; return them with their sessions."""
+    if not letters:
+        return []
+    known = set(
+        Message.objects.filter(
+            account=account, new_msg_id__in=[letter.new_msg_id for letter in letters]
+        ).values_list("new_msg_id", flat=True)
+    )
+    new = [
+        (sessions[letter.msg_session_id], letter)
+        for letter in letters
+        if letter.new_msg_id not in known
+    ]
+    Message.objects.bulk_create(
+        [_message_from(account, session, letter) for session, letter in new]
+    )
+    return new
+
+
+def _message_from(account: Account, session: Session, letter: Letter) -> Message:
+    return Message(
+        account=account,
+        session=session,
+        new_msg_id=letter.new_msg_id,
+        msg_id=letter.msg_id,
+        msg_seq=letter.msg_seq,
+        seq=letter.seq,
+        msg_type=letter.msg_type,
+        is_sender=letter.is_sender,
+        from_username=letter.from_username,
+        to_username=letter.to_username,
+        content=letter.content,
+        created_at=letter.created_at,
+        msg_source=letter.msg_source,
+        ext_info=letter.ext_info,
+        sub_type=letter.sub_type,
+        sync_key_type=letter.sync_key_type,
+        item_type=letter.item_type,
+        upstream_status=letter.upstream_status,
+        img_status=letter.img_status,
+        image_meta=letter.image.to_dict() if letter.image else None,
+        title=letter.title,
+        app_type=letter.app_type,
+        raw=letter.raw,
+        parse_error=letter.parse_error,
+    )
+
+
+def _update_sessions(
+    sessions: dict[str, Session], new_letters: list[tuple[Session, Letter]], now
+) -> None:
+    """Fold what is new into the sessions' preview, unread count and status, in one UPDATE."""
+    by_session: dict[int, list[Letter]] = defaultdict(list)
+    for session, letter in new_letters:
+        by_session[session.pk].append(letter)
+    changed = []
+    for session in sessions.values():
+        letters = by_session.get(session.pk)
+        if not letters:
+            continue
+        latest = max(letters, key=lambda letter: (letter.created_at, letter.seq or 0))
+        if latest.created_at >= session.last_message_at:
+            session.last_message_at = latest.created_at
+            session.last_message_type = latest.msg_type
+            session.last_message_preview = preview_of(latest.msg_type, latest.content, latest.title)
+        incoming = sum(1 for letter in letters if not letter.is_sender)
+        if incoming:
+            session.unread_count += incoming
+            if session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
+                # A new letter from the peer needs an answer again.
+                session.status = Session.Status.OPEN
+                session.snoozed_until = None
+        session.updated_at = now
+        changed.append(session)
+    Session.objects.bulk_update(
+        changed,
+        [
+            "last_message_at",
+            "last_message_type",
+            "last_message_preview",
+            "unread_count",
+            "status",
+            "snoozed_until",
+            "updated_at",
+        ],
+    )
+
+
+def preview_of(msg_type: int, content: str, title: str = "") -> str:
+    """The session list's one-line preview: text for text, the title for app messages, and
+    nothing for other types (the list words their type in the reader's language)."""
+    if msg_type == Message.Type.TEXT:
+        text = " ".join(content.split())
+    elif msg_type == Message.Type.APP:
+        text = title
+    else:
+        return ""
+    return text[: PREVIEW_LENGTH - 1] + "…" if len(text) > PREVIEW_LENGTH else text
+
+
+def _quarantine(account: Account, page: SyncPage) -> int:
+    """Keep the page's unusable items; return how many were not kept already."""
+    if not page.quarantined:
+        return 0
+    by_fingerprint = {item.fingerprint: item for item in page.quarantined}
+    known = set(
+        QuarantinedItem.objects.filter(account=account, fingerprint__in=by_fingerprint).values_list(
+            "fingerprint", flat=True
+        )
+    )
+    new = [
+        QuarantinedItem(account=account, fingerprint=key, raw=item.raw, error=item.error[:2000])
+        for key, item in by_fingerprint.items()
+        if key not in known
+    ]
+    QuarantinedItem.objects.bulk_create(new)
+    for item in new:
+        log.warning("account %s: quarantined an upstream item: %s", account.pk, item.error)
+    return len(new)
