@@ -102,6 +102,16 @@ class Message(models.Model):
         NOTE = "note", _("Internal note")
         ACTIVITY = "activity", _("Activity")
 
+    class Activity(models.TextChoices):
+        OPENED = "opened", _("reopened this conversation")
+        PENDING = "pending", _("marked this conversation pending")
+        RESOLVED = "resolved", _("resolved this conversation")
+        SNOOZED = "snoozed", _("snoozed this conversation")
+        ASSIGNED = "assigned", _("assigned this conversation")
+        UNASSIGNED = "unassigned", _("unassigned this conversation")
+        REPLY_SENT = "reply_sent", _("sent a reply")
+        REPLY_FAILED = "reply_failed", _("could not send a reply")
+
     class Delivery(models.TextChoices):
         RECEIVED = "received", _("Received")  # came in through sync (either direction)
         SENDING = "sending", _("Sending")
@@ -166,6 +176,22 @@ class Message(models.Model):
     delivery_error = models.TextField(_("delivery error"), blank=True)
     # One per composed reply: the form carries it, so a double submit finds the first row.
     client_token = models.UUIDField(null=True, blank=True, editable=False)
+    # An image reply's file, under MEDIA_ROOT; the upstream fetches it from PUBLIC_BASE_URL.
+    attachment = models.FileField(upload_to="replies/%Y/%m/", blank=True)
+    # Activity lines: what happened (`activity`), and to whom (`activity_user`, for assignment).
+    activity = models.CharField(max_length=32, choices=Activity.choices, blank=True)
+    activity_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    # An image letter's picture, as downloadImage returned it (valid for days, not for ever).
+    image_url = models.URLField(max_length=2000, blank=True)
+    image_url_expires_at = models.DateTimeField(null=True, blank=True)
+    image_error = models.CharField(max_length=500, blank=True)
     # Bumped on every change a thread shows (delivery state); the thread's poll asks for it.
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -200,6 +226,31 @@ class Message(models.Model):
     @property
     def is_incoming(self) -> bool:
         return self.kind == self.Kind.LETTER and not self.is_sender
+
+
+class CannedReply(models.Model):
+    """A saved answer staff insert with `/` in the composer; without an account, for all."""
+
+    title = models.CharField(_("title"), max_length=100)
+    text = models.TextField(_("text"))
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_replies",
+        verbose_name=_("account"),
+        help_text=_("Leave empty to offer it in every account."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["title", "pk"]
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+
+    def __str__(self) -> str:
+        return self.title
 
 
 class QuarantinedItem(models.Model):

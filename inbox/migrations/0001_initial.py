@@ -17,6 +17,21 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name='CannedReply',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('title', models.CharField(max_length=100, verbose_name='title')),
+                ('text', models.TextField(verbose_name='text')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('account', models.ForeignKey(blank=True, help_text='Leave empty to offer it in every account.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='canned_replies', to='accounts.account', verbose_name='account')),
+            ],
+            options={
+                'verbose_name': 'canned reply',
+                'verbose_name_plural': 'canned replies',
+                'ordering': ['title', 'pk'],
+            },
+        ),
+        migrations.CreateModel(
             name='Session',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -71,8 +86,14 @@ class Migration(migrations.Migration):
                 ('delivery', models.CharField(choices=[('received', 'Received'), ('sending', 'Sending'), ('sent', 'Sent'), ('failed', 'Failed')], default='received', max_length=16)),
                 ('delivery_error', models.TextField(blank=True, verbose_name='delivery error')),
                 ('client_token', models.UUIDField(blank=True, editable=False, null=True)),
+                ('attachment', models.FileField(blank=True, upload_to='replies/%Y/%m/')),
+                ('activity', models.CharField(blank=True, choices=[('opened', 'reopened this conversation'), ('pending', 'marked this conversation pending'), ('resolved', 'resolved this conversation'), ('snoozed', 'snoozed this conversation'), ('assigned', 'assigned this conversation'), ('unassigned', 'unassigned this conversation'), ('reply_sent', 'sent a reply'), ('reply_failed', 'could not send a reply')], max_length=32)),
+                ('image_url', models.URLField(blank=True, max_length=2000)),
+                ('image_url_expires_at', models.DateTimeField(blank=True, null=True)),
+                ('image_error', models.CharField(blank=True, max_length=500)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='accounts.account')),
+                ('activity_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('author', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='author')),
                 ('session', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='inbox.session')),
             ],

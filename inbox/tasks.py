@@ -1,0 +1,41 @@
+"""Celery tasks: thin wrappers that take primary keys, re-fetch, and call the services.
+Each is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from accounts.models import Account
+from inbox import sync
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def sync_account(account_id: int) -> None:
+    """One sync pass for one account; a second run while one is going exits quietly."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        log.info("sync_account: account %s no longer exists", account_id)
+        return
+    try:
+        result = sync.sync_account(account)
+    except sync.SyncAlreadyRunning:
+        log.info("sync_account: account %s is already being synced; skipping", account_id)
+        return
+    except sync.SyncFailed:
+        # Recorded on the account (health fields, backoff); beat retries when it is due.
+        return
+    if not result.caught_up:
+        sync_account.delay(account_id)
+
+
+@shared_task(ignore_result=True)
+def sync_due_accounts() -> int:
+    """Run by beat: queue a pass for every enabled, unpaused account whose time has come."""
+    due = list(Account.objects.due_for_sync().values_list("pk", flat=True))
+    for account_id in due:
+        sync_account.delay(account_id)
+    return len(due)
