@@ -174,6 +174,8 @@ class Message(models.Model):
     )
     delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.RECEIVED)
     delivery_error = models.TextField(_("delivery error"), blank=True)
+    # Set when a worker claims the reply to send it: a second claim finds it set and sends nothing.
+    send_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     # One per composed reply: the form carries it, so a double submit finds the first row.
     client_token = models.UUIDField(null=True, blank=True, editable=False)
     # An image reply's file, under MEDIA_ROOT; the upstream fetches it from PUBLIC_BASE_URL.
