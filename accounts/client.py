@@ -13,6 +13,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,14 @@ class VideosApiError(Exception):
 
 
 class UpstreamUnavailable(VideosApiError):
-    """The service could not be reached or failed (timeouts, connection errors, HTTP 5xx)."""
+    """The service could not be reached or failed (timeouts, connection errors, HTTP 5xx).
+
+    `reached` is False only when no connection was ever made, so the request cannot have taken
+    effect; otherwise a send may have been delivered even though no answer came back."""
+
+    def __init__(self, message: str, *, reached: bool = True):
+        super().__init__(message)
+        self.reached = reached
 
 
 class UpstreamBadResponse(VideosApiError):
@@ -202,7 +210,7 @@ class VideosApiClient:
             content = self._read_limited(response)
         except requests.RequestException as exc:
             raise UpstreamUnavailable(
-                self._redact(f"{path}: {type(exc).__name__}: {exc}")
+                self._redact(f"{path}: {type(exc).__name__}: {exc}"), reached=_reached(exc)
             ) from None
         if response.status_code >= 500:
             raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
@@ -255,3 +263,13 @@ class VideosApiClient:
         if type(value) is not int or not 0 < value < 2**64:
             raise UpstreamBadResponse("the send was accepted but returned no newMsgId")
         return value
+
+
+def _reached(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the service: False only if no connection was made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    cause = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the real cause
+    # NewConnectionError covers refused connections and failed DNS lookups (its subclass).
+    return not isinstance(cause, NewConnectionError)

@@ -255,7 +255,8 @@ def _sessions_for(account: Account, letters: list[Letter]) -> tuple[dict[str, Se
 def _insert_new_messages(
     account: Account, sessions: dict[str, Session], letters: list[Letter]
 ) -> list[tuple[Session, Letter]]:
-    """Insert the letters this account does not have yet; return them with their sessions."""
+    """Insert the letters this account does not have yet; return them with their sessions.
+    Echoes of replies sent from here become those reply rows instead (see _adopt_echoes)."""
     if not letters:
         return []
     known = set(
@@ -268,38 +269,91 @@ def _insert_new_messages(
         for letter in letters
         if letter.new_msg_id not in known
     ]
+    new = _adopt_echoes(new)
     Message.objects.bulk_create(
         [_message_from(account, session, letter) for session, letter in new]
     )
     return new
 
 
+def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Letter]]:
+    """Match unknown outgoing letters to replies composed here that have no NewMsgId yet
+    (sending, or failed without an answer, so possibly delivered): the echo is that reply, so the
+    reply row takes its NewMsgId and turns sent, and no second row is made. Same session, type
+    and text, oldest reply first. Returns the letters that are really new."""
+    outgoing_sessions = {session.pk for session, letter in new if letter.is_sender}
+    if not outgoing_sessions:
+        return new
+    pending: dict[tuple, list[Message]] = defaultdict(list)
+    for reply in Message.objects.filter(
+        session_id__in=outgoing_sessions,
+        kind=Message.Kind.LETTER,
+        is_sender=True,
+        new_msg_id__isnull=True,
+        delivery__in=[Message.Delivery.SENDING, Message.Delivery.FAILED],
+    ).order_by("created_at", "pk"):
+        pending[_echo_key(reply.session_id, reply.msg_type, reply.content)].append(reply)
+    if not pending:
+        return new
+    adopted, really_new = [], []
+    for session, letter in new:
+        replies = pending.get(_echo_key(session.pk, letter.msg_type, letter.content))
+        if letter.is_sender and replies:
+            reply = replies.pop(0)
+            for name, value in _upstream_values(letter).items():
+                setattr(reply, name, value)
+            reply.delivery = Message.Delivery.SENT
+            reply.delivery_error = ""
+            reply.updated_at = timezone.now()
+            adopted.append(reply)
+        else:
+            really_new.append((session, letter))
+    Message.objects.bulk_update(
+        adopted, [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "updated_at"]
+    )
+    return really_new
+
+
+def _echo_key(session_id: int, msg_type: int, content: str) -> tuple:
+    # An image reply's echo carries the upstream's XML, not our file: match images on type alone.
+    return (session_id, msg_type, content.strip() if msg_type == Message.Type.TEXT else "")
+
+
+# What the upstream knows about a letter that a reply composed here does not.
+ECHO_FIELDS = (
+    "msg_id",
+    "msg_seq",
+    "seq",
+    "from_username",
+    "to_username",
+    "msg_source",
+    "ext_info",
+    "sub_type",
+    "sync_key_type",
+    "item_type",
+    "upstream_status",
+    "img_status",
+    "raw",
+    "parse_error",
+)
+
+
+def _upstream_values(letter: Letter) -> dict:
+    return {name: getattr(letter, name) for name in ("new_msg_id", *ECHO_FIELDS)}
+
+
 def _message_from(account: Account, session: Session, letter: Letter) -> Message:
     return Message(
         account=account,
         session=session,
-        new_msg_id=letter.new_msg_id,
-        msg_id=letter.msg_id,
-        msg_seq=letter.msg_seq,
-        seq=letter.seq,
         msg_type=letter.msg_type,
         is_sender=letter.is_sender,
-        from_username=letter.from_username,
-        to_username=letter.to_username,
         content=letter.content,
         created_at=letter.created_at,
-        msg_source=letter.msg_source,
-        ext_info=letter.ext_info,
-        sub_type=letter.sub_type,
-        sync_key_type=letter.sync_key_type,
-        item_type=letter.item_type,
-        upstream_status=letter.upstream_status,
-        img_status=letter.img_status,
         image_meta=letter.image.to_dict() if letter.image else None,
         title=letter.title,
         app_type=letter.app_type,
-        raw=letter.raw,
-        parse_error=letter.parse_error,
+        **_upstream_values(letter),
     )
 
 

@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 
 from accounts.models import Account
-from inbox import sync
+from inbox import services, sync
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +39,18 @@ def sync_due_accounts() -> int:
     for account_id in due:
         sync_account.delay(account_id)
     return len(due)
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=len(services.SEND_RETRY_DELAYS))
+def send_reply(self, message_id: int) -> None:
+    """Deliver one composed reply. The service claims the row first, so a duplicate or
+    redelivered task sends nothing; transient refusals come back here to retry later."""
+    outcome = services.deliver_reply(message_id, attempt=self.request.retries)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(ignore_result=True)
+def fail_stuck_sends() -> int:
+    """Run by beat: replies whose worker died mid-send turn failed, so staff can see them."""
+    return services.fail_stuck_sends()

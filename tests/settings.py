@@ -12,3 +12,7 @@ WHITENOISE_USE_FINDERS = True
 VIDEOSAPI_RETRIES = 2
 VIDEOSAPI_READ_TIMEOUT = 5
 LANGUAGE_CODE = "en"
+# Tasks queued with delay_on_commit run inline when a test executes its on-commit callbacks;
+# tests/test_worker.py starts a real worker for the queue itself.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True

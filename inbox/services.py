@@ -1,0 +1,318 @@
+"""What staff do to conversations: reply, note, change status, assign, read.
+
+Views parse, authorise and call these; each change that touches several rows is one transaction.
+Replies are at-most-once towards the upstream: a composed reply is one row (its client token is
+unique), and a send is attempted only by whoever claims the row; when the upstream may have taken
+a send without answering, the row fails with that said, and sync's echo of the letter settles it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiError
+from inbox.models import Message, Session
+from inbox.sync import ECHO_FIELDS, preview_of
+
+log = logging.getLogger(__name__)
+
+# The upstream documents no limit for a private letter; 1,000 characters is far below what
+# WeChat accepts for a text message and above any answer a support desk writes.
+MAX_REPLY_LENGTH = 1000
+# A send still "in flight" after this long belongs to a worker that died mid-call.
+STUCK_SEND_AFTER = timedelta(minutes=5)
+SEND_RETRY_DELAYS = (5, 20, 60, 180)
+
+
+class ReplyError(ValueError):
+    """The reply cannot be composed; the message says why, for the composer's form."""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one delivery attempt did; `retry_in` is set when the task should try again."""
+
+    delivery: str
+    retry_in: int | None = None
+
+
+def compose_reply(
+    session: Session, author: AbstractBaseUser, text: str, client_token: uuid.UUID
+) -> Message:
+    """Create the outgoing letter as "sending" and queue its delivery after commit.
+
+    A second call with the same client token (a double click, a re-posted form) returns the
+    first row and queues nothing.
+    """
+    from inbox.tasks import send_reply
+
+    text = text.strip()
+    if not text:
+        raise ReplyError(_("Write something before sending."))
+    if len(text) > MAX_REPLY_LENGTH:
+        raise ReplyError(
+            _("A reply can be at most %(limit)d characters; this one has %(length)d.")
+            % {"limit": MAX_REPLY_LENGTH, "length": len(text)}
+        )
+    existing = _reply_with_token(session, client_token)
+    if existing:
+        return existing
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            reply = Message.objects.create(
+                account_id=session.account_id,
+                session=session,
+                kind=Message.Kind.LETTER,
+                msg_type=Message.Type.TEXT,
+                is_sender=True,
+                from_username=session.my_username,
+                to_username=session.peer_username,
+                content=text,
+                created_at=now,
+                author=author,
+                delivery=Message.Delivery.SENDING,
+                client_token=client_token,
+            )
+            _touch_session(session, reply)
+            send_reply.delay_on_commit(reply.pk)
+    except IntegrityError:
+        # The same form raced in twice; the other request made the row and queued it.
+        existing = _reply_with_token(session, client_token)
+        if existing is None:
+            raise
+        return existing
+    return reply
+
+
+def retry_reply(reply: Message) -> bool:
+    """Queue a failed reply again; False when it is not failed (already retried or sent)."""
+    from inbox.tasks import send_reply
+
+    with transaction.atomic():
+        updated = Message.objects.filter(
+            pk=reply.pk, kind=Message.Kind.LETTER, delivery=Message.Delivery.FAILED
+        ).update(
+            delivery=Message.Delivery.SENDING,
+            delivery_error="",
+            send_started_at=None,
+            updated_at=timezone.now(),
+        )
+        if updated:
+            send_reply.delay_on_commit(reply.pk)
+    return bool(updated)
+
+
+def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
+    """Send one "sending" reply to the upstream, at most once. Called by the send_reply task."""
+    now = timezone.now()
+    claimed = Message.objects.filter(
+        pk=message_id, delivery=Message.Delivery.SENDING, send_started_at__isnull=True
+    ).update(send_started_at=now, updated_at=now)
+    if not claimed:
+        # Sent, failed, or another worker holds it: nothing to do, and nothing sent twice.
+        return SendOutcome(delivery="skipped")
+    reply = Message.objects.select_related("session", "account").get(pk=message_id)
+    session = reply.session
+    try:
+        with reply.account.client() as client:
+            new_msg_id = client.post_private_letter(
+                content=reply.content,
+                to_username=session.peer_username,
+                my_username=session.my_username or reply.account.own_username,
+                msg_session_id=session.msg_session_id,
+            )
+    except UpstreamRejected as exc:
+        if exc.needs_operator or attempt >= len(SEND_RETRY_DELAYS):
+            return _fail(reply, str(exc))
+        return _release_for_retry(reply, str(exc), SEND_RETRY_DELAYS[attempt])
+    except UpstreamUnavailable as exc:
+        if exc.reached:
+            return _fail(
+                reply,
+                _(
+                    "No answer from the upstream (%(error)s); the letter may have been delivered. "
+                    "It turns to sent by itself if it shows up in the next sync."
+                )
+                % {"error": exc},
+            )
+        if attempt >= len(SEND_RETRY_DELAYS):
+            return _fail(reply, str(exc))
+        return _release_for_retry(reply, str(exc), SEND_RETRY_DELAYS[attempt])
+    except VideosApiError as exc:
+        return _fail(reply, str(exc))
+    _mark_sent(reply, new_msg_id)
+    return SendOutcome(delivery=Message.Delivery.SENT)
+
+
+def fail_stuck_sends(now: datetime | None = None) -> int:
+    """Replies whose worker died mid-send: fail them so staff see it (they may have gone out)."""
+    now = now or timezone.now()
+    return Message.objects.filter(
+        delivery=Message.Delivery.SENDING, send_started_at__lt=now - STUCK_SEND_AFTER
+    ).update(
+        delivery=Message.Delivery.FAILED,
+        delivery_error=_("The send was interrupted; the letter may have been delivered."),
+        updated_at=now,
+    )
+
+
+def add_note(session: Session, author: AbstractBaseUser, text: str) -> Message:
+    """An internal note: shown to staff in the thread, never sent upstream."""
+    text = text.strip()
+    if not text:
+        raise ReplyError(_("Write something before saving the note."))
+    if len(text) > 10 * MAX_REPLY_LENGTH:
+        raise ReplyError(
+            _("A note can be at most %(limit)d characters.") % {"limit": 10 * MAX_REPLY_LENGTH}
+        )
+    with transaction.atomic():
+        note = Message.objects.create(
+            account_id=session.account_id,
+            session=session,
+            kind=Message.Kind.NOTE,
+            content=text,
+            created_at=timezone.now(),
+            author=author,
+        )
+        _bump(session)
+    return note
+
+
+def set_status(
+    session: Session, status: str, actor: AbstractBaseUser, *, snooze_until: datetime | None = None
+) -> bool:
+    """Move the session to `status` (snoozed needs a future `snooze_until`); record who did it.
+    False when nothing changed."""
+    if status not in Session.Status.values:
+        raise ValueError(f"unknown status {status!r}")
+    if status == Session.Status.SNOOZED:
+        if snooze_until is None or snooze_until <= timezone.now():
+            raise ValueError("snoozing needs a time in the future")
+    else:
+        snooze_until = None
+    if session.status == status and session.snoozed_until == snooze_until:
+        return False
+    with transaction.atomic():
+        session.status = status
+        session.snoozed_until = snooze_until
+        _bump(session, extra_fields=["status", "snoozed_until"])
+        _activity(session, actor, STATUS_ACTIVITY[status])
+    return True
+
+
+STATUS_ACTIVITY = {
+    Session.Status.OPEN: Message.Activity.OPENED,
+    Session.Status.PENDING: Message.Activity.PENDING,
+    Session.Status.RESOLVED: Message.Activity.RESOLVED,
+    Session.Status.SNOOZED: Message.Activity.SNOOZED,
+}
+
+
+def assign(session: Session, assignee: AbstractBaseUser | None, actor: AbstractBaseUser) -> bool:
+    """Give the session to `assignee` (a member of its account) or to nobody."""
+    if assignee is not None and not can_work_on(assignee, session.account_id):
+        raise ValueError("the assignee is not a member of this account")
+    if session.assignee_id == (assignee.pk if assignee else None):
+        return False
+    with transaction.atomic():
+        session.assignee = assignee
+        _bump(session, extra_fields=["assignee"])
+        if assignee is None:
+            _activity(session, actor, Message.Activity.UNASSIGNED)
+        else:
+            _activity(session, actor, Message.Activity.ASSIGNED, target=assignee)
+    return True
+
+
+def can_work_on(user: AbstractBaseUser, account_id: int) -> bool:
+    return user.is_active and (
+        user.is_superuser or user.finder_accounts.filter(pk=account_id).exists()
+    )
+
+
+def mark_read(session: Session) -> None:
+    """Opening a thread reads it for the whole team (like Chatwoot's agent_last_seen_at)."""
+    if session.unread_count:
+        Session.objects.filter(pk=session.pk).update(unread_count=0, updated_at=timezone.now())
+        session.unread_count = 0
+
+
+def _reply_with_token(session: Session, client_token: uuid.UUID) -> Message | None:
+    return Message.objects.filter(session=session, client_token=client_token).first()
+
+
+def _touch_session(session: Session, reply: Message) -> None:
+    """A reply is the conversation's newest letter: move the session's preview to it."""
+    session.last_message_at = reply.created_at
+    session.last_message_type = reply.msg_type
+    session.last_message_preview = preview_of(reply.msg_type, reply.content)
+    _bump(session, extra_fields=["last_message_at", "last_message_type", "last_message_preview"])
+
+
+def _bump(session: Session, extra_fields: list[str] | tuple = ()) -> None:
+    session.updated_at = timezone.now()
+    session.save(update_fields=["updated_at", *extra_fields])
+
+
+def _activity(
+    session: Session, actor: AbstractBaseUser, activity: str, target: AbstractBaseUser | None = None
+) -> Message:
+    return Message.objects.create(
+        account_id=session.account_id,
+        session=session,
+        kind=Message.Kind.ACTIVITY,
+        activity=activity,
+        author=actor,
+        activity_user=target,
+        created_at=timezone.now(),
+    )
+
+
+def _fail(reply: Message, reason: str) -> SendOutcome:
+    log.warning("reply %s failed: %s", reply.pk, reason)
+    Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
+        delivery=Message.Delivery.FAILED, delivery_error=reason[:1000], updated_at=timezone.now()
+    )
+    return SendOutcome(delivery=Message.Delivery.FAILED)
+
+
+def _release_for_retry(reply: Message, reason: str, delay: int) -> SendOutcome:
+    """The upstream refused or could not be reached, so nothing went out: let the task retry."""
+    log.info("reply %s not sent (%s); retrying in %ss", reply.pk, reason, delay)
+    Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
+        send_started_at=None, delivery_error=reason[:1000], updated_at=timezone.now()
+    )
+    return SendOutcome(delivery=Message.Delivery.SENDING, retry_in=delay)
+
+
+def _mark_sent(reply: Message, new_msg_id: int) -> None:
+    """Record the upstream's id. If sync already stored the echo as a separate row (it could not
+    match it to this reply), that row merges into this one: one letter, one row."""
+    now = timezone.now()
+    with transaction.atomic():
+        echo = (
+            Message.objects.select_for_update()
+            .filter(account_id=reply.account_id, new_msg_id=new_msg_id)
+            .exclude(pk=reply.pk)
+            .first()
+        )
+        upstream_fields = {}
+        if echo is not None:
+            upstream_fields = {name: getattr(echo, name) for name in ECHO_FIELDS}
+            echo.delete()
+        Message.objects.filter(pk=reply.pk).update(
+            new_msg_id=new_msg_id,
+            delivery=Message.Delivery.SENT,
+            delivery_error="",
+            updated_at=now,
+            **upstream_fields,
+        )
