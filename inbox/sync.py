@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
@@ -259,10 +259,15 @@ def _insert_new_messages(
     Echoes of replies sent from here become those reply rows instead (see _adopt_echoes)."""
     if not letters:
         return []
-    known = set(
+    known = dict(
         Message.objects.filter(
             account=account, new_msg_id__in=[letter.new_msg_id for letter in letters]
-        ).values_list("new_msg_id", flat=True)
+        )
+        .annotate(from_upstream=ExpressionWrapper(Q(raw__isnull=False), BooleanField()))
+        .values_list("new_msg_id", "from_upstream")
+    )
+    _fill_sent_replies(
+        account, [letter for letter in letters if known.get(letter.new_msg_id) is False]
     )
     new = [
         (sessions[letter.msg_session_id], letter)
@@ -312,6 +317,19 @@ def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Lett
         adopted, [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "updated_at"]
     )
     return really_new
+
+
+def _fill_sent_replies(account: Account, echoes: list[Letter]) -> None:
+    """Echoes of replies that were sent from here (and so already have their NewMsgId): the
+    reply row gains what the upstream knows about it. Nothing else changes."""
+    if not echoes:
+        return
+    by_id = {letter.new_msg_id: letter for letter in echoes}
+    replies = list(Message.objects.filter(account=account, new_msg_id__in=by_id, raw__isnull=True))
+    for reply in replies:
+        for name, value in _upstream_values(by_id[reply.new_msg_id]).items():
+            setattr(reply, name, value)
+    Message.objects.bulk_update(replies, ECHO_FIELDS)
 
 
 def _echo_key(session_id: int, msg_type: int, content: str) -> tuple:

@@ -1,0 +1,288 @@
+"""Replies, notes, status and assignment, against the sandbox upstream over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from accounts.sandbox import EXAMPLE_PEER, EXAMPLE_SESSION
+from inbox import services
+from inbox.models import Message, Session
+from inbox.sync import sync_account
+from inbox.tasks import send_reply
+
+SEND_PATH = "/finder/postPrivateLetter"
+
+
+@pytest.fixture
+def agent(db, account):
+    user = get_user_model().objects.create_user("li.si", password="pw", first_name="李四")
+    account.members.add(user)
+    return user
+
+
+@pytest.fixture
+def session(account) -> Session:
+    """The example conversation, synced: the peer wrote to the account's Channels identity."""
+    sync_account(account)
+    return Session.objects.get(account=account, msg_session_id=EXAMPLE_SESSION)
+
+
+def compose(session, agent, text="您好，已为您安排发货。", token=None) -> Message:
+    return services.compose_reply(session, agent, text, token or uuid.uuid4())
+
+
+def test_reply_is_stored_as_sending_and_queued_after_commit(
+    session, agent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        reply = compose(session, agent)
+    assert reply.delivery == Message.Delivery.SENDING
+    assert reply.is_sender and reply.author == agent and reply.new_msg_id is None
+    assert len(callbacks) == 1
+    session.refresh_from_db()
+    assert session.last_message_preview == "您好，已为您安排发货。"
+
+
+def test_sent_reply_reaches_upstream_with_session_identities(session, agent, sandbox):
+    reply = compose(session, agent)
+
+    outcome = services.deliver_reply(reply.pk)
+
+    assert outcome.delivery == Message.Delivery.SENT
+    [call] = sandbox.calls_to(SEND_PATH)
+    assert call["body"] == {
+        "appId": session.account.app_id,
+        "content": "您好，已为您安排发货。",
+        "toUserName": EXAMPLE_PEER,
+        "myUserName": session.my_username,
+        "msgSessionId": EXAMPLE_SESSION,
+    }
+    assert session.my_username.endswith("@finder") and session.my_username != EXAMPLE_PEER
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert (
+        reply.new_msg_id
+        == sandbox.accounts[session.account.app_id].letters[-1]["content"]["msg"]["NewMsgId"]
+    )
+
+
+def test_sync_echo_of_a_sent_reply_merges_into_the_same_row(session, agent, account):
+    reply = compose(session, agent)
+    services.deliver_reply(reply.pk)
+    before = Message.objects.count()
+
+    result = sync_account(account)
+
+    assert result.new_messages == 0
+    assert Message.objects.count() == before
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert reply.msg_id is not None and reply.raw["content"]["isSender"] == 1
+
+
+def test_echo_that_arrives_before_the_answer_becomes_the_reply(session, agent, account, sandbox):
+    # The upstream takes the send but the connection drops before it answers.
+    sandbox.inject("drop", path=SEND_PATH)
+    reply = compose(session, agent)
+
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.FAILED
+    reply.refresh_from_db()
+    assert "may have been delivered" in reply.delivery_error
+
+    sync_account(account)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT and reply.new_msg_id
+    assert Message.objects.filter(session=session, content=reply.content).count() == 1
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+def test_transient_refusal_retries_and_sends_once(session, agent, sandbox):
+    sandbox.inject("ret_500", path=SEND_PATH)
+    reply = compose(session, agent)
+
+    first = services.deliver_reply(reply.pk, attempt=0)
+    assert first.delivery == Message.Delivery.SENDING and first.retry_in
+    second = services.deliver_reply(reply.pk, attempt=1)
+
+    assert second.delivery == Message.Delivery.SENT
+    assert len(sandbox.calls_to(SEND_PATH)) == 2
+    sent = [
+        item
+        for item in sandbox.accounts[session.account.app_id].letters
+        if item["content"]["msg"]["Content"]["string"] == reply.content
+    ]
+    assert len(sent) == 1
+
+
+def test_send_task_retries_by_itself_until_sent(session, agent, sandbox, monkeypatch):
+    sandbox.inject("ret_500", path=SEND_PATH, times=2)
+    reply = compose(session, agent)
+
+    # Eager mode follows the task's own self.retry() calls (skipping the countdowns) only when
+    # it does not propagate the Retry exception instead.
+    monkeypatch.setitem(send_reply.app.conf, "task_eager_propagates", False)
+    send_reply.apply(args=[reply.pk])
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert len(sandbox.calls_to(SEND_PATH)) == 3
+
+
+def test_rejected_token_fails_the_reply_with_the_reason_and_retry_sends_it(
+    session, agent, sandbox, django_capture_on_commit_callbacks
+):
+    sandbox.inject("token_expired", path=SEND_PATH)
+    reply = compose(session, agent)
+
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.FAILED
+    reply.refresh_from_db()
+    assert "不可用或已过期" in reply.delivery_error
+    assert session.account.token not in reply.delivery_error
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.retry_reply(reply)
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert not services.retry_reply(reply)
+
+
+def test_unreachable_upstream_is_retried_because_nothing_went_out(session, agent, account):
+    account.base_url = "http://127.0.0.1:9/finder/v2/api"  # nothing listens on the discard port
+    account.save(update_fields=["base_url"])
+    reply = compose(session, agent)
+
+    outcome = services.deliver_reply(reply.pk)
+
+    assert outcome.delivery == Message.Delivery.SENDING and outcome.retry_in
+    reply.refresh_from_db()
+    assert reply.send_started_at is None and "ConnectionError" in reply.delivery_error
+
+
+def test_double_submit_makes_one_reply_and_one_upstream_call(
+    session, agent, sandbox, django_capture_on_commit_callbacks
+):
+    token = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        first = compose(session, agent, token=token)
+        second = compose(session, agent, token=token)
+
+    assert first.pk == second.pk
+    assert len(callbacks) == 1
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+def test_a_duplicate_send_task_sends_nothing(session, agent, sandbox):
+    reply = compose(session, agent)
+
+    services.deliver_reply(reply.pk)
+    again = services.deliver_reply(reply.pk)
+
+    assert again.delivery == "skipped"
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "长" * (services.MAX_REPLY_LENGTH + 1)])
+def test_empty_or_overlong_reply_is_refused_and_nothing_is_queued(
+    session, agent, text, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(services.ReplyError):
+        compose(session, agent, text=text)
+    assert not callbacks
+    assert not Message.objects.filter(delivery=Message.Delivery.SENDING).exists()
+
+
+def test_notes_never_reach_the_upstream(session, agent, sandbox, account):
+    note = services.add_note(session, agent, "客户是老顾客，可以给九折")
+    sync_account(account)
+
+    assert note.kind == Message.Kind.NOTE
+    assert sandbox.calls_to(SEND_PATH) == []
+    assert all("九折" not in str(call["body"]) for call in sandbox.calls)
+
+
+def test_new_incoming_letter_reopens_a_resolved_session(session, agent, sandbox, account):
+    services.set_status(session, Session.Status.RESOLVED, agent)
+    sandbox.add_letter(account.app_id, "还有一个问题", msg_session_id=EXAMPLE_SESSION)
+
+    sync_account(account)
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.OPEN
+
+
+def test_new_incoming_letter_reopens_a_snoozed_session(session, agent, sandbox, account):
+    services.set_status(
+        session, Session.Status.SNOOZED, agent, snooze_until=timezone.now() + timedelta(days=1)
+    )
+    sandbox.add_letter(account.app_id, "在吗", msg_session_id=EXAMPLE_SESSION)
+
+    sync_account(account)
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.OPEN and session.snoozed_until is None
+
+
+def test_own_outgoing_letter_does_not_reopen(session, agent, sandbox, account):
+    services.set_status(session, Session.Status.RESOLVED, agent)
+    sandbox.add_letter(account.app_id, "感谢惠顾", msg_session_id=EXAMPLE_SESSION, is_sender=True)
+    sync_account(account)
+    session.refresh_from_db()
+    assert session.status == Session.Status.RESOLVED
+
+
+def test_status_changes_and_assignments_leave_activity_lines(session, agent):
+    colleague = get_user_model().objects.create_user("wang", password="pw")
+    session.account.members.add(colleague)
+
+    assert services.set_status(session, Session.Status.RESOLVED, agent)
+    assert not services.set_status(session, Session.Status.RESOLVED, agent)
+    assert services.assign(session, colleague, agent)
+    assert services.assign(session, None, agent)
+
+    lines = list(
+        session.messages.filter(kind=Message.Kind.ACTIVITY)
+        .order_by("pk")
+        .values_list("activity", "author__username", "activity_user__username")
+    )
+    assert lines == [
+        ("resolved", "li.si", None),
+        ("assigned", "li.si", "wang"),
+        ("unassigned", "li.si", None),
+    ]
+
+
+def test_only_members_can_be_assigned(session, agent):
+    outsider = get_user_model().objects.create_user("outsider", password="pw")
+    with pytest.raises(ValueError):
+        services.assign(session, outsider, agent)
+    session.refresh_from_db()
+    assert session.assignee is None
+
+
+def test_snoozing_needs_a_future_time(session, agent):
+    with pytest.raises(ValueError):
+        services.set_status(session, Session.Status.SNOOZED, agent)
+    with pytest.raises(ValueError):
+        services.set_status(
+            session,
+            Session.Status.SNOOZED,
+            agent,
+            snooze_until=timezone.now() - timedelta(minutes=1),
+        )
+
+
+def test_a_send_interrupted_by_a_dead_worker_turns_failed(session, agent):
+    reply = compose(session, agent)
+    Message.objects.filter(pk=reply.pk).update(
+        send_started_at=timezone.now() - services.STUCK_SEND_AFTER - timedelta(seconds=1)
+    )
+
+    assert services.fail_stuck_sends() == 1
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED
