@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -42,3 +43,89 @@ def account(db, sandbox_server: SandboxServer, sandbox) -> Account:
 def example_response() -> dict:
     """The service's own example response for syncPrivateLetterMsg, verbatim."""
     return json.loads(EXAMPLE_PATH.read_bytes())
+
+
+@pytest.fixture(autouse=True)
+def _skip_postgres_tests_elsewhere(request) -> None:
+    """`@pytest.mark.postgres` tests need real concurrent transactions or PostgreSQL's own
+    behaviour; SQLite cannot stand in for them."""
+    if request.node.get_closest_marker("postgres") is None:
+        return
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            f"needs PostgreSQL (the database is {connection.vendor}); "
+            "run with DATABASE_URL=postgres://..."
+        )
+
+
+@pytest.fixture
+def make_item():
+    """Build one syncPrivateLetterMsg list item shaped like the service's example; keyword
+    arguments override fields (`content__msg__NewMsgId=...` sets content.msg.NewMsgId), and
+    `drop=["content__msgSessionId"]` removes fields."""
+    counter = iter(range(1, 10**9))
+
+    def build(*, drop: tuple[str, ...] | list[str] = (), **overrides) -> dict:
+        n = next(counter)
+        item = {
+            "syncKeyType": 5,
+            "itemType": 1,
+            "content": {
+                "msg": {
+                    "MsgId": n,
+                    "FromUserName": {"string": f"v2_peer{n % 7}@finder"},
+                    "ToUserName": {"string": "v2_shop@finder"},
+                    "MsgType": 1,
+                    "Content": {"string": f"文本 {n}"},
+                    "Status": 3,
+                    "ImgStatus": 1,
+                    "ImgBuf": {"iLen": 0},
+                    "CreateTime": 1706084840 + n,
+                    "MsgSource": "",
+                    "NewMsgId": 243683914400108300 + n,
+                    "MsgSeq": n,
+                },
+                "msgSessionId": f"session-{n % 7}@findermsg",
+                "seq": n,
+                "extinfo": "CAIQAw==",
+                "isSender": 0,
+            },
+            "subType": 2,
+        }
+        for key, value in [*overrides.items(), *((key, _DROP) for key in drop)]:
+            *parents, leaf = key.split("__")
+            target = item
+            for parent in parents:
+                target = target[parent]
+            if value is _DROP:
+                del target[leaf]
+            else:
+                target[leaf] = value
+        return item
+
+    return build
+
+
+_DROP = object()
+
+
+SERVICE_MARKERS = ("postgres", "redis", "browser")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With FINDER_REQUIRE_SERVICES=1 (set by .ci/run), a test that needs PostgreSQL, Redis or
+    Chromium fails instead of skipping when its service is missing: CI must not pass by
+    skipping what it is there to check."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get("FINDER_REQUIRE_SERVICES")
+        and any(item.get_closest_marker(name) for name in SERVICE_MARKERS)
+    ):
+        report.outcome = "failed"
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"FINDER_REQUIRE_SERVICES is set but the test was skipped: {reason}"
