@@ -13,7 +13,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -30,6 +32,8 @@ MAX_REPLY_LENGTH = 1000
 # A send still "in flight" after this long belongs to a worker that died mid-call.
 STUCK_SEND_AFTER = timedelta(minutes=5)
 SEND_RETRY_DELAYS = (5, 20, 60, 180)
+# Pictures from a phone are a few MB; the upstream must fetch the file within its timeout.
+MAX_IMAGE_BYTES = 5 << 20
 
 
 class ReplyError(ValueError):
@@ -93,6 +97,69 @@ def compose_reply(
     return reply
 
 
+def image_replies_enabled() -> bool:
+    """Image replies need a public URL the upstream can fetch the file from."""
+    return bool(settings.PUBLIC_BASE_URL)
+
+
+def compose_image_reply(
+    session: Session, author: AbstractBaseUser, upload: UploadedFile, client_token: uuid.UUID
+) -> Message:
+    """Store an uploaded picture under MEDIA_ROOT and queue it like a text reply. The file's
+    type comes from its first bytes, never from its name or the browser's word for it."""
+    from inbox.tasks import send_reply
+
+    if not image_replies_enabled():
+        raise ReplyError(_("Image replies are off: PUBLIC_BASE_URL is not set."))
+    if upload.size > MAX_IMAGE_BYTES:
+        raise ReplyError(
+            _("An image can be at most %(limit)d MB.") % {"limit": MAX_IMAGE_BYTES >> 20}
+        )
+    extension = image_type(upload.read(16))
+    upload.seek(0)
+    if extension is None:
+        raise ReplyError(_("Only PNG, JPEG, GIF and WebP images can be sent."))
+    existing = _reply_with_token(session, client_token)
+    if existing:
+        return existing
+    with transaction.atomic():
+        reply = Message(
+            account_id=session.account_id,
+            session=session,
+            kind=Message.Kind.LETTER,
+            msg_type=Message.Type.IMAGE,
+            is_sender=True,
+            from_username=session.my_username,
+            to_username=session.peer_username,
+            created_at=timezone.now(),
+            author=author,
+            delivery=Message.Delivery.SENDING,
+            client_token=client_token,
+        )
+        reply.attachment.save(f"{uuid.uuid4().hex}.{extension}", upload, save=False)
+        reply.save()
+        _touch_session(session, reply)
+        send_reply.delay_on_commit(reply.pk)
+    return reply
+
+
+def image_type(head: bytes) -> str | None:
+    """The file extension for an image's first bytes, or None if it is not one we send."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def public_url(reply: Message) -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reply.attachment.url
+
+
 def retry_reply(reply: Message) -> bool:
     """Queue a failed reply again; False when it is not failed (already retried or sent)."""
     from inbox.tasks import send_reply
@@ -124,12 +191,17 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
     session = reply.session
     try:
         with reply.account.client() as client:
-            new_msg_id = client.post_private_letter(
-                content=reply.content,
-                to_username=session.peer_username,
-                my_username=session.my_username or reply.account.own_username,
-                msg_session_id=session.msg_session_id,
-            )
+            identities = {
+                "to_username": session.peer_username,
+                "my_username": session.my_username or reply.account.own_username,
+                "msg_session_id": session.msg_session_id,
+            }
+            if reply.msg_type == Message.Type.IMAGE:
+                new_msg_id = client.post_private_letter_image(
+                    img_url=public_url(reply), **identities
+                )
+            else:
+                new_msg_id = client.post_private_letter(content=reply.content, **identities)
     except UpstreamRejected as exc:
         if exc.needs_operator or attempt >= len(SEND_RETRY_DELAYS):
             return _fail(reply, str(exc))

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from accounts.sandbox import EXAMPLE_PEER, EXAMPLE_SESSION
+from accounts.sandbox import EXAMPLE_PEER, EXAMPLE_SESSION, png_bytes
 from inbox import services
 from inbox.models import Message, Session
 from inbox.sync import sync_account
@@ -286,3 +287,63 @@ def test_a_send_interrupted_by_a_dead_worker_turns_failed(session, agent):
     assert services.fail_stuck_sends() == 1
     reply.refresh_from_db()
     assert reply.delivery == Message.Delivery.FAILED
+
+
+PNG = png_bytes(8, 6, "reply")
+
+
+@pytest.fixture
+def image_replies(settings, tmp_path):
+    settings.PUBLIC_BASE_URL = "https://inbox.example.com"
+    settings.MEDIA_ROOT = tmp_path
+
+
+def test_image_reply_is_stored_and_sent_by_its_public_url(
+    session, agent, sandbox, image_replies, client
+):
+    upload = SimpleUploadedFile("../../etc/passwd.png", PNG, content_type="text/plain")
+    reply = services.compose_image_reply(session, agent, upload, uuid.uuid4())
+
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.SENT
+    [call] = sandbox.calls_to("/finder/postPrivateLetterImg")
+    assert call["body"]["imgUrl"] == "https://inbox.example.com" + reply.attachment.url
+    assert "passwd" not in reply.attachment.name and reply.attachment.name.endswith(".png")
+    served = client.get(reply.attachment.url)
+    assert served.status_code == 200 and served["Content-Type"] == "image/png"
+    assert b"".join(served.streaming_content) == PNG
+
+
+@pytest.mark.parametrize(
+    "content", [b"GIF89a" + b"\0" * 10, b"\xff\xd8\xff\xe0" + b"\0" * 10, b"RIFF\0\0\0\0WEBPVP8 "]
+)
+def test_image_types_are_recognised_by_their_bytes(content):
+    assert services.image_type(content[:16]) in {"gif", "jpg", "webp"}
+
+
+def test_a_file_that_is_not_an_image_is_refused(session, agent, image_replies):
+    upload = SimpleUploadedFile("cat.png", b"<?php system($_GET['c']); ?>", "image/png")
+    with pytest.raises(services.ReplyError):
+        services.compose_image_reply(session, agent, upload, uuid.uuid4())
+    assert not Message.objects.filter(
+        msg_type=Message.Type.IMAGE, is_sender=True, author=agent
+    ).exists()
+
+
+def test_image_replies_are_off_without_a_public_base_url(session, agent, settings):
+    settings.PUBLIC_BASE_URL = ""
+    upload = SimpleUploadedFile("a.png", PNG, "image/png")
+    with pytest.raises(services.ReplyError, match="PUBLIC_BASE_URL"):
+        services.compose_image_reply(session, agent, upload, uuid.uuid4())
+
+
+def test_oversized_image_is_refused(session, agent, image_replies, monkeypatch):
+    monkeypatch.setattr(services, "MAX_IMAGE_BYTES", 10)
+    with pytest.raises(services.ReplyError):
+        services.compose_image_reply(
+            session, agent, SimpleUploadedFile("a.png", PNG, "image/png"), uuid.uuid4()
+        )
+
+
+def test_reply_image_urls_serve_nothing_else(client, image_replies):
+    assert client.get("/media/replies/2026/11/" + "0" * 32 + ".png").status_code == 404
+    assert client.get("/media/replies/../../db.sqlite3").status_code == 404
