@@ -92,6 +92,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "inbox.sqlite_backend"  # see its docstring
     # The embedded default serves web, worker and beat from one file at once: WAL lets readers
     # run beside the writer, IMMEDIATE takes the write lock when a transaction starts (so two
     # writers queue instead of failing on lock upgrade), and the timeout is how long they queue.
