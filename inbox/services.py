@@ -388,3 +388,11 @@ def _mark_sent(reply: Message, new_msg_id: int) -> None:
             updated_at=now,
             **upstream_fields,
         )
+
+
+def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
+    """Snoozed sessions whose time has come are open again (run by beat); returns how many.
+    One UPDATE, so a session a person reopened or re-snoozed meanwhile is left as it is."""
+    now = now or timezone.now()
+    due = Session.objects.filter(status=Session.Status.SNOOZED, snoozed_until__lte=now)
+    return due.update(status=Session.Status.OPEN, snoozed_until=None, updated_at=now)
