@@ -54,3 +54,11 @@ def send_reply(self, message_id: int) -> None:
 def fail_stuck_sends() -> int:
     """Run by beat: replies whose worker died mid-send turn failed, so staff can see them."""
     return services.fail_stuck_sends()
+
+
+@shared_task(ignore_result=True)
+def fetch_image_url(message_id: int) -> None:
+    """Ask the upstream for an image letter's file URL and keep it on the message."""
+    from inbox import images
+
+    images.fetch_image_url(message_id)
