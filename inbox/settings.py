@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Everything the app writes at run time (SQLite file, embedded broker, beat schedule, media) lives
@@ -174,17 +175,82 @@ SYNC_DEFAULT_INTERVAL_SECONDS = int(os.environ.get("SYNC_DEFAULT_INTERVAL_SECOND
 SYNC_BACKOFF_MAX_SECONDS = int(os.environ.get("SYNC_BACKOFF_MAX_SECONDS", "600"))
 
 # --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# Redis in production (CELERY_BROKER_URL=redis://…); with nothing set, the embedded broker below.
+# (localhost only to spare kombu a warning: the folder below is the whole address.)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost/"
 CELERY_BROKER_FOLDER = DATA_DIR / "broker"
+# A sync pass is bounded by SYNC_MAX_PAGES_PER_PASS pages; the soft limit stops a pass stuck on a
+# slow upstream (its current page rolls back, the cursor stays, the failure is recorded) and the
+# hard limit kills what ignores the soft one. Both apply to every task: nothing here should run
+# for minutes.
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "240"))
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 30
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded broker: messages are files in one folder, shared by every process of this
-    # checkout, so the demo runs a real worker and beat with no server to install.
+    # checkout, so the demo runs a real worker and beat with no server to install. The control
+    # folder (broadcast tables) would otherwise land in the current directory.
     CELERY_BROKER_FOLDER.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
     }
+else:
+    # Redis hands an unacknowledged message to another worker after the visibility timeout; it
+    # must be longer than the longest task, or a pass still running gets a twin.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 3}
+    if os.environ.get("CELERY_BROKER_KEY_PREFIX"):
+        # Lets several deployments (or a test run beside a demo) share one Redis database.
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_BROKER_KEY_PREFIX"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_TASK_IGNORE_RESULT = True
+
+# Sync passes get their own queue so a backlog of them never delays a reply a person is waiting
+# for (replies and beat's small tasks use the default queue). A worker started without -Q
+# consumes both; production can give each its own workers.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "sync")]
+CELERY_TASK_ROUTES = {
+    "inbox.tasks.sync_account": {"queue": "sync"},
+    "inbox.tasks.fill_peer_nicknames": {"queue": "sync"},
+}
+# The sync tasks are idempotent (lease, unique NewMsgId, cursor committed with its page), so they
+# are acknowledged only when done and handed back to the queue if their worker dies mid-pass:
+# the pass is re-run rather than lost. Not the default for every task: a reply the upstream has
+# accepted must not be sent twice.
+CELERY_TASK_ANNOTATIONS = {
+    name: {"acks_late": True, "reject_on_worker_lost": True}
+    for name in ("inbox.tasks.sync_account", "inbox.tasks.fill_peer_nicknames")
+}
+# One message per worker process at a time: a pass can take long, and a prefetched message would
+# wait behind it while another process sits idle (and would count towards its visibility timeout).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# When the broker connection drops, a late-acknowledged task will be redelivered anyway; cancel
+# it rather than let it run on beside its own redelivery.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# Beat's tick: how late an account's poll may start at most. Each account's own poll_interval
+# (default SYNC_DEFAULT_INTERVAL_SECONDS) decides when it is due.
+SYNC_BEAT_SECONDS = float(os.environ.get("SYNC_BEAT_SECONDS", "2"))
+CELERY_BEAT_SCHEDULE = {
+    "sync-due-accounts": {
+        "task": "inbox.tasks.sync_due_accounts",
+        "schedule": SYNC_BEAT_SECONDS,
+        # A tick nobody picked up is superseded by the next one.
+        "options": {"expires": SYNC_BEAT_SECONDS * 5},
+    },
+    "reopen-snoozed-sessions": {
+        "task": "inbox.tasks.reopen_snoozed_sessions",
+        "schedule": 30.0,
+        "options": {"expires": 60},
+    },
+    "fail-stuck-sends": {
+        "task": "inbox.tasks.fail_stuck_sends",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
+}
 
 # --- Replies ---------------------------------------------------------------------------------
 # Where the upstream can fetch uploaded images from; image replies are off without it.

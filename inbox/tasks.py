@@ -4,22 +4,34 @@ Each is safe to run twice."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Account
-from inbox import services, sync
+from inbox import contacts, services, sync
+from inbox.models import Session
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def sync_account(account_id: int) -> None:
-    """One sync pass for one account; a second run while one is going exits quietly."""
+    """One sync pass for one account; a second run while one is going exits quietly. Queued by
+    beat (sync_due_accounts), by itself when a pass stops before catching up, and by admin."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         log.info("sync_account: account %s no longer exists", account_id)
         return
+    if not account.enabled or account.paused_reason:
+        # Paused after this task was queued; the operator's word wins.
+        log.info("sync_account: account %s is paused; skipping", account_id)
+        return
+    started = timezone.now()
     try:
         result = sync.sync_account(account)
     except sync.SyncAlreadyRunning:
@@ -28,17 +40,51 @@ def sync_account(account_id: int) -> None:
     except sync.SyncFailed:
         # Recorded on the account (health fields, backoff); beat retries when it is due.
         return
+    except SoftTimeLimitExceeded:
+        # The page in flight rolled back and the lease is released; what was stored stays.
+        sync.record_failure(account, "the pass ran past its time limit (a slow upstream?)")
+        log.warning("sync_account: account %s ran past its time limit", account_id)
+        return
+    if result.new_sessions:
+        new_sessions = Session.objects.filter(
+            account_id=account_id, created_at__gte=started, peer_nickname=""
+        ).values_list("pk", flat=True)
+        fill_peer_nicknames.delay(list(new_sessions))
     if not result.caught_up:
         sync_account.delay(account_id)
 
 
 @shared_task(ignore_result=True)
 def sync_due_accounts() -> int:
-    """Run by beat: queue a pass for every enabled, unpaused account whose time has come."""
-    due = list(Account.objects.due_for_sync().values_list("pk", flat=True))
+    """Run by beat every few seconds: queue a pass for every enabled, unpaused account whose time
+    has come. Each is claimed first (its next sync time pushed out by a lease length in the same
+    transaction), so while its task waits in a slow queue later ticks do not queue it again; the
+    pass then sets the real next time. A claim whose task is lost simply expires."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Account.objects.due_for_sync(now)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        Account.objects.filter(pk__in=due).update(
+            next_sync_at=now + timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+        )
     for account_id in due:
         sync_account.delay(account_id)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def fill_peer_nicknames(session_ids: list[int]) -> int:
+    """Queued after a pass that created sessions: their peers' nicknames from contactList."""
+    return contacts.fill_peer_nicknames(session_ids)
+
+
+@shared_task(ignore_result=True)
+def reopen_snoozed_sessions() -> int:
+    """Run by beat: snoozed sessions whose time has come go back to open."""
+    return services.reopen_due_snoozed_sessions()
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=len(services.SEND_RETRY_DELAYS))
