@@ -531,7 +531,13 @@ class SandboxState:
 
 
 def _envelope(ret: int, msg: str, data: Any = None) -> tuple[int, bytes]:
-    return 200, json.dumps({"ret": ret, "msg": msg, "data": data}, ensure_ascii=False).encode()
+    envelope = {"ret": ret, "msg": msg, "data": data}
+    try:
+        return 200, json.dumps(envelope, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8, but as a \ud800 escape it is valid JSON, which is
+        # how the upstream can send one.
+        return 200, json.dumps(envelope).encode()
 
 
 def _encode_cursor(position: int) -> str:

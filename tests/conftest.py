@@ -64,7 +64,8 @@ def _skip_postgres_tests_elsewhere(request) -> None:
 def make_item():
     """Build one syncPrivateLetterMsg list item shaped like the service's example; keyword
     arguments override fields (`content__msg__NewMsgId=...` sets content.msg.NewMsgId), and
-    `drop=["content__msgSessionId"]` removes fields."""
+    `drop=["content__msgSessionId"]` removes fields. A letter with `content__isSender` set goes
+    from the shop to the peer."""
     counter = iter(range(1, 10**9))
 
     def build(*, drop: tuple[str, ...] | list[str] = (), **overrides) -> dict:
@@ -94,6 +95,9 @@ def make_item():
             },
             "subType": 2,
         }
+        if overrides.get("content__isSender"):
+            msg = item["content"]["msg"]
+            msg["FromUserName"], msg["ToUserName"] = msg["ToUserName"], msg["FromUserName"]
         for key, value in [*overrides.items(), *((key, _DROP) for key in drop)]:
             *parents, leaf = key.split("__")
             target = item

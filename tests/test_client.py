@@ -1,0 +1,309 @@
+"""accounts.client.VideosApiClient against the sandbox upstream, over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+
+from accounts.client import (
+    REDACTED,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    VideosApiClient,
+)
+from accounts.sandbox import EXAMPLE_BYTES, EXAMPLE_KEY_BUFF
+from tests.conftest import SANDBOX_APP_ID, SANDBOX_TOKEN
+
+SYNC = "/finder/syncPrivateLetterMsg"
+
+
+@pytest.fixture
+def client(sandbox_server, sandbox, settings):
+    settings.VIDEOSAPI_RETRIES = 2
+    with VideosApiClient(
+        base_url=sandbox_server.base_url, token=SANDBOX_TOKEN, app_id=SANDBOX_APP_ID
+    ) as client:
+        yield client
+
+
+def client_with(sandbox_server, **options) -> VideosApiClient:
+    return VideosApiClient(
+        **{
+            "base_url": sandbox_server.base_url,
+            "token": SANDBOX_TOKEN,
+            "app_id": SANDBOX_APP_ID,
+            **options,
+        }
+    )
+
+
+def assert_no_token(*texts: object, token: str = SANDBOX_TOKEN) -> None:
+    for text in texts:
+        assert token not in str(text)
+        assert token not in repr(text)
+
+
+# --- the happy path --------------------------------------------------------------------------
+
+
+def test_first_sync_returns_the_example_page_exactly(client, sandbox, example_response):
+    data = client.sync_private_letters("")
+
+    assert data == example_response["data"]
+    assert [item["content"]["msg"]["NewMsgId"] for item in data["list"]][0] == 5871873953492479000
+
+
+def test_every_call_is_a_post_with_the_token_header_and_app_id_in_the_body(client, sandbox):
+    client.sync_private_letters("")
+    client.sync_private_letters(EXAMPLE_KEY_BUFF)
+
+    calls = sandbox.calls_to(SYNC)
+    assert [call["body"] for call in calls] == [
+        {"appId": SANDBOX_APP_ID, "keyBuff": ""},
+        {"appId": SANDBOX_APP_ID, "keyBuff": EXAMPLE_KEY_BUFF},
+    ]
+    assert all(call["token_sent"] for call in calls)
+    assert calls[0]["path"] == "/finder/v2/api/finder/syncPrivateLetterMsg"
+
+
+def test_the_sandbox_only_answers_with_the_right_token(client, sandbox_server, sandbox):
+    with (
+        client_with(sandbox_server, token="someone-elses-token") as wrong,
+        pytest.raises(UpstreamRejected) as rejected,
+    ):
+        wrong.sync_private_letters("")
+
+    assert rejected.value.token_rejected
+    assert client.sync_private_letters("")["keyBuff"] == EXAMPLE_KEY_BUFF
+
+
+def test_64_bit_ids_above_two_to_the_63_survive_json_decoding(client, sandbox):
+    sandbox.add_letter(SANDBOX_APP_ID, "top", new_msg_id=2**64 - 1)
+    sandbox.add_letter(SANDBOX_APP_ID, "middle", new_msg_id=2**63 + 1)
+    key_buff, ids = EXAMPLE_KEY_BUFF, []
+    while (data := client.sync_private_letters(key_buff))["list"]:
+        ids += [item["content"]["msg"]["NewMsgId"] for item in data["list"]]
+        key_buff = data["keyBuff"]
+
+    assert ids[-2:] == [2**64 - 1, 2**63 + 1]
+    assert all(type(new_msg_id) is int for new_msg_id in ids)
+
+
+def test_a_sent_letter_returns_its_new_msg_id(client, sandbox):
+    new_msg_id = client.post_private_letter(
+        content="您好",
+        to_username="v2_peer@finder",
+        my_username="v2_me@finder",
+        msg_session_id="s@findermsg",
+    )
+
+    echoed = sandbox.accounts[SANDBOX_APP_ID].letters[-1]
+    assert echoed["content"]["msg"]["NewMsgId"] == new_msg_id
+    assert echoed["content"]["isSender"] == 1
+    assert sandbox.calls_to("/finder/postPrivateLetter")[0]["body"] == {
+        "appId": SANDBOX_APP_ID,
+        "content": "您好",
+        "toUserName": "v2_peer@finder",
+        "myUserName": "v2_me@finder",
+        "msgSessionId": "s@findermsg",
+    }
+
+
+# --- the envelope ----------------------------------------------------------------------------
+
+
+def test_ret_500_raises_upstream_rejected_with_the_services_message(client, sandbox):
+    sandbox.inject("ret_500")
+
+    with pytest.raises(UpstreamRejected) as rejected:
+        client.sync_private_letters("")
+
+    error = rejected.value
+    assert (error.ret, error.msg) == (500, "系统繁忙，请稍后再试")
+    assert str(error) == "ret=500: 系统繁忙，请稍后再试"
+    assert not error.token_rejected
+    assert not error.device_unavailable
+    assert not error.needs_operator
+    assert len(sandbox.calls_to(SYNC)) == 1
+
+
+def test_an_expired_token_is_flagged_for_an_operator(client, sandbox):
+    sandbox.inject("token_expired")
+
+    with pytest.raises(UpstreamRejected) as rejected:
+        client.sync_private_letters("")
+
+    assert rejected.value.token_rejected
+    assert rejected.value.needs_operator
+
+
+def test_a_missing_token_header_is_flagged_as_a_token_problem(sandbox_server, sandbox):
+    with (
+        client_with(sandbox_server, token="") as client,
+        pytest.raises(UpstreamRejected) as rejected,
+    ):
+        client.sync_private_letters("")
+
+    assert rejected.value.msg == "header:VideosApi-token 不可为空"
+    assert rejected.value.token_rejected
+
+
+def test_an_offline_device_is_flagged_with_the_detail_in_the_message(client, sandbox):
+    sandbox.inject("offline")
+
+    with pytest.raises(UpstreamRejected) as rejected:
+        client.sync_private_letters("")
+
+    assert rejected.value.device_unavailable
+    assert rejected.value.needs_operator
+    assert not rejected.value.token_rejected
+    assert str(rejected.value) == "ret=500: 发送消息失败 (微信已离线)"
+    assert rejected.value.data == {"code": "-1", "msg": "微信已离线"}
+
+
+def test_an_unknown_app_id_is_flagged_as_an_unavailable_device(sandbox_server, sandbox):
+    with (
+        client_with(sandbox_server, app_id="wx_nobody") as client,
+        pytest.raises(UpstreamRejected) as rejected,
+    ):
+        client.sync_private_letters("")
+
+    assert rejected.value.device_unavailable
+    assert "设备不存在" in str(rejected.value)
+
+
+def test_a_response_that_is_not_json_raises_bad_response_without_retrying(client, sandbox):
+    sandbox.inject("invalid_json")
+
+    with pytest.raises(UpstreamBadResponse, match="not JSON"):
+        client.sync_private_letters("")
+
+    assert len(sandbox.calls_to(SYNC)) == 1
+
+
+def test_a_response_larger_than_the_limit_is_refused(client, sandbox, settings):
+    settings.VIDEOSAPI_MAX_RESPONSE_BYTES = len(EXAMPLE_BYTES) - 1
+
+    with pytest.raises(UpstreamBadResponse, match="larger than"):
+        client.sync_private_letters("")
+
+
+# --- transport failures ----------------------------------------------------------------------
+
+
+def test_a_5xx_is_retried_and_the_retry_answers(client, sandbox, example_response):
+    sandbox.inject("http_502")
+
+    assert client.sync_private_letters("") == example_response["data"]
+    assert len(sandbox.calls_to(SYNC)) == 2
+
+
+def test_5xx_beyond_the_retries_raises_upstream_unavailable(client, sandbox):
+    sandbox.inject("http_500", times=3)
+
+    with pytest.raises(UpstreamUnavailable, match="HTTP 500"):
+        client.sync_private_letters("")
+
+    # One try and two retries (tests.settings.VIDEOSAPI_RETRIES), no more.
+    assert len(sandbox.calls_to(SYNC)) == 3
+
+
+def test_a_send_is_not_repeated_after_a_5xx(client, sandbox):
+    sandbox.inject("http_500", path="/finder/postPrivateLetter", times=3)
+
+    with pytest.raises(UpstreamUnavailable):
+        client.post_private_letter(
+            content="hi",
+            to_username="v2_p@finder",
+            my_username="v2_m@finder",
+            msg_session_id="s@findermsg",
+        )
+
+    assert len(sandbox.calls_to("/finder/postPrivateLetter")) == 1
+
+
+def test_a_response_slower_than_the_read_timeout_raises_upstream_unavailable(
+    sandbox_server, sandbox
+):
+    sandbox.inject("slow", seconds=1.0)
+    started = time.monotonic()
+
+    with (
+        client_with(sandbox_server, read_timeout=0.2, retries=0) as client,
+        pytest.raises(UpstreamUnavailable, match="ReadTimeout|timed out"),
+    ):
+        client.sync_private_letters("")
+
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_slow_response_is_retried_like_a_5xx(sandbox_server, sandbox, example_response):
+    sandbox.inject("slow", seconds=1.0)
+
+    with client_with(sandbox_server, read_timeout=0.2, retries=1) as client:
+        assert client.sync_private_letters("") == example_response["data"]
+
+    assert len(sandbox.calls_to(SYNC)) == 2
+
+
+def test_a_dropped_connection_on_a_read_is_retried(client, sandbox, example_response):
+    sandbox.inject("drop")
+
+    assert client.sync_private_letters("") == example_response["data"]
+    assert len(sandbox.calls_to(SYNC)) == 2
+
+
+def test_nothing_listening_raises_upstream_unavailable(sandbox):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    client = VideosApiClient(
+        base_url=f"http://127.0.0.1:{port}/finder/v2/api",
+        token=SANDBOX_TOKEN,
+        app_id=SANDBOX_APP_ID,
+        retries=0,
+    )
+    with client, pytest.raises(UpstreamUnavailable, match="ConnectionError"):
+        client.sync_private_letters("")
+
+
+# --- the token stays secret ------------------------------------------------------------------
+
+
+def test_the_token_is_not_in_the_clients_repr(client):
+    assert_no_token(repr(client), str(client), vars(client).get("base_url"))
+    assert SANDBOX_APP_ID in repr(client)
+
+
+def test_an_upstream_that_echoes_the_token_does_not_leak_it(client, sandbox, caplog):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    sandbox.inject("token_expired")
+
+    with pytest.raises(UpstreamRejected) as rejected:
+        client.sync_private_letters("")
+
+    error = rejected.value
+    assert error.msg == f"HTTP HEADER: VideosApi-token={REDACTED} 不可用或已过期"
+    assert_no_token(error, error.msg, error.args, error.data, error.__cause__, error.__context__)
+    assert caplog.records, "the rejection is logged"
+    for record in caplog.records:
+        assert_no_token(record.getMessage(), record.args, record.msg)
+
+
+def test_a_token_echoed_inside_data_is_redacted_too(sandbox_server, sandbox):
+    # The sandbox echoes the token it received when that token is unknown.
+    token = "leaky-token-0451"
+    with (
+        client_with(sandbox_server, token=token) as client,
+        pytest.raises(UpstreamRejected) as rejected,
+    ):
+        client.sync_private_letters("")
+
+    assert_no_token(rejected.value, rejected.value.msg, token=token)
+    assert REDACTED in rejected.value.msg
