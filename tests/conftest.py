@@ -133,3 +133,12 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"FINDER_REQUIRE_SERVICES is set but the test was skipped: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _skip_redis_tests_elsewhere(request) -> None:
+    """`@pytest.mark.redis` tests run a worker against the Redis in CELERY_BROKER_URL."""
+    if request.node.get_closest_marker("redis") is None:
+        return
+    if not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis://", "rediss://")):
+        pytest.skip("needs Redis; run with CELERY_BROKER_URL=redis://...")
