@@ -1,33 +1,341 @@
+"""The inbox pages. One view per page; an htmx request gets just the fragment it swaps (a
+django-template-partials partial of inbox/inbox.html), any other request the whole page, so every
+page also works without JavaScript. Live updates are polls that answer 204 when nothing changed."""
+
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from datetime import timedelta
+from typing import Any
 
-from inbox.models import Session
+from django.contrib.auth.decorators import login_required
+from django.db.models import Case, Exists, OuterRef, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from inbox import browse, images, services
+from inbox import search as search_service
+from inbox.browse import BadCursor, ListFilter
+from inbox.models import Message, Session
+
+# The image card polls for the downloaded URL about once a second, for about half a minute.
+IMAGE_POLLS = 30
 
 
 def _get_session_for_user(request: HttpRequest, pk: int) -> Session:
     return get_object_or_404(
-        Session.objects.visible_to(request.user).select_related("account"), pk=pk
+        browse.visible_sessions(request.user).select_related("account", "assignee"), pk=pk
     )
+
+
+def _get_message_for_user(request: HttpRequest, pk: int) -> Message:
+    return get_object_or_404(
+        browse.visible_messages(request.user).select_related("account", "session"), pk=pk
+    )
+
+
+def _fragment(request: HttpRequest) -> bool:
+    """An htmx swap wants the fragment; a history restore (back button) wants the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _list_filter(request: HttpRequest, accounts: list) -> ListFilter:
+    try:
+        return browse.parse_filter(request.GET, accounts)
+    except BadCursor as exc:
+        raise Http404(str(exc)) from exc
+
+
+def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[str, Any]:
+    """The sidebar's links: each view (keeping the account) and each account (keeping the view)."""
+    index = reverse("inbox:index")
+
+    def url(params: dict[str, str]) -> str:
+        return f"{index}?{urlencode(params)}" if params else index
+
+    view_links = [
+        {
+            "label": view.label,
+            "count": counts.get(view.key, 0),
+            "active": view is list_filter.view,
+            "url": url(ListFilter(view=view, account=list_filter.account).params()),
+        }
+        for view in browse.VIEWS
+    ]
+    account_links = [
+        {
+            "label": account.name if account else _("All accounts"),
+            "count": account.unread if account else 0,
+            "active": account == list_filter.account,
+            "url": url(ListFilter(view=list_filter.view, account=account).params()),
+        }
+        for account in ([None, *accounts] if len(accounts) > 1 else accounts)
+    ]
+    return {"view_links": view_links, "account_links": account_links}
+
+
+def _list_context(
+    request: HttpRequest, accounts: list, list_filter: ListFilter, before: str | None = None
+) -> dict[str, Any]:
+    """The sidebar and the session list: three queries (accounts, counts, one page of rows)."""
+    try:
+        rows, next_cursor = browse.session_page(list_filter.sessions(request.user), before)
+    except BadCursor as exc:
+        raise Http404(str(exc)) from exc
+    counts = browse.view_counts(request.user, list_filter.account)
+    return {
+        **_nav_context(accounts, list_filter, counts),
+        "show_account": len(accounts) > 1 and list_filter.account is None,
+        "list_filter": list_filter,
+        "list_query": urlencode(list_filter.params()),
+        "sessions": rows,
+        "next_cursor": next_cursor,
+        "paged": bool(before),
+        "poll_since": browse.to_micros(browse.poll_since([])),
+        "poll_top": browse.session_key(rows[0]) if rows and not before else "",
+        "unread_total": sum(account.unread for account in accounts),
+    }
 
 
 @require_GET
 @login_required
+@vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> HttpResponse:
-    sessions = (
-        Session.objects.visible_to(request.user)
-        .select_related("account")
-        .order_by("-last_message_at", "-pk")[:50]
-    )
-    return render(request, "inbox/index.html", {"sessions": sessions})
+    accounts = browse.visible_accounts(request.user)
+    list_filter = _list_filter(request, accounts)
+    before = request.GET.get("before") or None
+    context = _list_context(request, accounts, list_filter, before)
+    if _fragment(request) and before:
+        return render(request, "inbox/inbox.html#session-page", context)
+    if _fragment(request):
+        return render(request, "inbox/inbox.html#list-switch", {**context, "fragment": True})
+    return render(request, "inbox/inbox.html", {**context, "pane": "list"})
+
+
+def _anchor(request: HttpRequest, session: Session, name: str) -> Message | None:
+    value = request.GET.get(name)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Http404("bad message id")
+    return get_object_or_404(session.messages.all(), pk=int(value))
+
+
+def _thread_context(session: Session, page: browse.ThreadPage) -> dict[str, Any]:
+    return {
+        "session": session,
+        "page": page,
+        "thread_since": browse.to_micros(browse.poll_since([])),
+    }
 
 
 @require_GET
 @login_required
+@vary_on_headers("HX-Request")
 def thread(request: HttpRequest, pk: int) -> HttpResponse:
     session = _get_session_for_user(request, pk)
-    messages = session.messages.order_by("created_at", "seq", "pk")
-    return render(request, "inbox/thread.html", {"session": session, "messages": messages})
+    before = _anchor(request, session, "before")
+    after = _anchor(request, session, "after")
+    around = _anchor(request, session, "around")
+    if _fragment(request) and before:
+        page = browse.page_before(session, before)
+        return render(request, "inbox/inbox.html#older", _thread_context(session, page))
+    if _fragment(request) and after:
+        page = browse.page_after(session, after)
+        return render(request, "inbox/inbox.html#newer", _thread_context(session, page))
+
+    services.mark_read(session)
+    if around:
+        page = browse.page_around(session, around)
+    elif before:
+        page = browse.page_before(session, before)
+    elif after:
+        page = browse.page_after(session, after)
+    else:
+        page = browse.latest_page(session)
+    context = _thread_context(session, page)
+    query = search_service.clean_query(request.GET.get("q"))
+    if _fragment(request):
+        context["unread_total"] = browse.unread_total(request.user)
+        return render(request, "inbox/inbox.html#thread", {**context, "fragment": True})
+
+    accounts = browse.visible_accounts(request.user)
+    context.update(_list_context(request, accounts, _list_filter(request, accounts)))
+    if query:
+        context["results"] = search_service.search(request.user, query)
+    return render(request, "inbox/inbox.html", {**context, "pane": "thread", "q": query})
+
+
+def _since(request: HttpRequest):
+    try:
+        return browse.from_micros(request.GET.get("since", ""))
+    except BadCursor:
+        return None
+
+
+@require_GET
+@login_required
+def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
+    """What changed in an open thread since the cursor. Nothing → 204 after one query (the
+    access check and the change check are the same query). New letters are appended, changed
+    ones swapped by id; a visible tab (`seen=1`) reads the thread."""
+    since = _since(request)
+    if since is None:
+        return HttpResponseBadRequest("bad since")
+    changed = Message.objects.filter(session=OuterRef("pk"), updated_at__gt=since)
+    session = get_object_or_404(
+        browse.visible_sessions(request.user)
+        .select_related("account", "assignee")
+        .annotate(changed=Exists(changed)),
+        pk=pk,
+    )
+    seen = request.GET.get("seen") == "1"
+    session_changed = session.updated_at > since
+    if not session.changed and not session_changed and not (seen and session.unread_count):
+        return HttpResponse(status=204)
+
+    messages = browse.changed_messages(session, since) if session.changed else []
+    stamps = [message.updated_at for message in messages]
+    if session_changed:
+        stamps.append(session.updated_at)
+    next_since = browse.poll_since(stamps) if stamps else since
+    if len(messages) >= browse.POLL_BATCH:
+        # More are waiting: ask again from the last one seen (ties are fetched twice, harmlessly).
+        next_since = max(stamps) - timedelta(microseconds=1)
+    if seen:
+        services.mark_read(session)
+    context = {
+        "session": session,
+        "messages": messages,
+        "tail": request.GET.get("tail") == "1",
+        "thread_since": browse.to_micros(max(next_since, since)),
+        "session_changed": session_changed,
+        "unread_total": browse.unread_total(request.user),
+    }
+    return render(request, "inbox/thread_poll.html", context)
+
+
+@require_GET
+@login_required
+def sessions_poll(request: HttpRequest) -> HttpResponse:
+    """What changed in the session list since the cursor. Nothing → 204 after one query.
+    Sessions with news newer than the list's top row move to the top; others are swapped in
+    place wherever they are shown (even when they no longer match the view, so a badge read
+    elsewhere clears here too)."""
+    since = _since(request)
+    if since is None:
+        return HttpResponseBadRequest("bad since")
+    try:
+        view, account_id = browse.parse_filter_for_poll(request.GET)
+        top = browse.parse_session_key(request.GET["top"]) if request.GET.get("top") else None
+    except BadCursor:
+        return HttpResponseBadRequest("bad cursor")
+    sessions = browse.visible_sessions(request.user).filter(updated_at__gt=since)
+    if account_id is not None:
+        sessions = sessions.filter(account_id=account_id)
+    condition = view.condition(request.user)
+    in_view = Case(When(condition, then=Value(True)), default=Value(False)) if condition else None
+    if in_view is not None:
+        sessions = sessions.annotate(in_view=in_view)
+    changed = list(
+        sessions.select_related("account", "assignee").order_by("updated_at", "pk")[
+            : browse.POLL_BATCH
+        ]
+    )
+    if not changed:
+        return HttpResponse(status=204)
+
+    def on_top(session: Session) -> bool:
+        if in_view is not None and not session.in_view:
+            return False
+        return top is None or (session.last_message_at, session.pk) > top
+
+    moved = sorted(
+        (s for s in changed if on_top(s)), key=lambda s: (s.last_message_at, s.pk), reverse=True
+    )
+    stamps = [session.updated_at for session in changed]
+    next_since = browse.poll_since(stamps)
+    if len(changed) >= browse.POLL_BATCH:
+        next_since = max(stamps) - timedelta(microseconds=1)
+    accounts = browse.visible_accounts(request.user)
+    list_filter = ListFilter(
+        view=view, account=next((a for a in accounts if a.pk == account_id), None)
+    )
+    counts = browse.view_counts(request.user, list_filter.account)
+    context = {
+        **_nav_context(accounts, list_filter, counts),
+        "moved": moved,
+        "in_place": [s for s in changed if s not in moved],
+        "show_account": len(accounts) > 1 and account_id is None,
+        "list_filter": list_filter,
+        "list_query": urlencode(list_filter.params()),
+        "poll_since": browse.to_micros(max(next_since, since)),
+        "poll_top": browse.session_key(moved[0]) if moved else request.GET.get("top", ""),
+        "unread_total": sum(account.unread for account in accounts),
+    }
+    return render(request, "inbox/sessions_poll.html", context)
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def search(request: HttpRequest) -> HttpResponse:
+    query = search_service.clean_query(request.GET.get("q"))
+    if _fragment(request) and not query:
+        # The box was cleared: back to the list.
+        accounts = browse.visible_accounts(request.user)
+        context = _list_context(request, accounts, ListFilter())
+        return render(request, "inbox/inbox.html#list-body", context)
+    results = search_service.search(request.user, query)
+    if _fragment(request):
+        return render(
+            request,
+            "inbox/inbox.html#list-body",
+            {"results": results, "q": query, "fragment": True},
+        )
+    accounts = browse.visible_accounts(request.user)
+    context = _list_context(request, accounts, ListFilter())
+    return render(
+        request, "inbox/inbox.html", {**context, "results": results, "q": query, "pane": "list"}
+    )
+
+
+def _image_message(request: HttpRequest, pk: int) -> Message:
+    message = _get_message_for_user(request, pk)
+    if message.msg_type != Message.Type.IMAGE:
+        raise Http404("not an image letter")
+    return message
+
+
+@require_POST
+@login_required
+def load_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Load image": queue the download (the task asks the upstream for the file URL)."""
+    message = _image_message(request, pk)
+    images.request_image(message)
+    if not _fragment(request):
+        return redirect(f"{message.session.get_absolute_url()}?around={message.pk}")
+    message.refresh_from_db()
+    return render(request, "inbox/_image.html", {"message": message, "polls": 0, "waiting": True})
+
+
+@require_GET
+@login_required
+def image(request: HttpRequest, pk: int) -> HttpResponse:
+    """The image card again, while it waits for the URL: the card polls this."""
+    message = _image_message(request, pk)
+    if not _fragment(request):
+        return redirect(f"{message.session.get_absolute_url()}?around={message.pk}")
+    polls = request.GET.get("polls", "0")
+    polls = int(polls) + 1 if polls.isdigit() else IMAGE_POLLS
+    context = {
+        "message": message,
+        "polls": polls,
+        "waiting": not images.has_fresh_url(message) and not message.image_error,
+        "gave_up": polls >= IMAGE_POLLS,
+    }
+    return render(request, "inbox/_image.html", context)
