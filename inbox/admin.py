@@ -47,7 +47,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["kind", "msg_type", "is_sender", "delivery", "account"]
     list_select_related = ["account", "session"]
     search_fields = ["=new_msg_id", "=session__msg_session_id", "from_username"]
-    raw_id_fields = ["account", "session", "author"]
+    raw_id_fields = ["account", "session", "author", "activity_user"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     exclude = ["raw"]
