@@ -1,0 +1,94 @@
+"""/healthz: database and broker reachability and the age of the newest successful sync."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from accounts.models import Account
+from inbox import health, sync
+from inbox.celery import app
+
+URL = "/healthz"
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_healthz_is_ok_when_database_and_broker_answer(client, db):
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "database": True,
+        "broker": True,
+        "last_sync_age_seconds": None,
+    }
+
+
+def test_healthz_reports_the_age_of_the_newest_successful_sync(client, account, sandbox):
+    sync.sync_account(account)
+    Account.objects.create(
+        name="Old", app_id="wx_old", token="t", last_success_at=timezone.now() - timedelta(hours=1)
+    )
+
+    assert client.get(URL).json()["last_sync_age_seconds"] <= 2
+
+    Account.objects.filter(pk=account.pk).update(
+        last_success_at=timezone.now() - timedelta(seconds=90)
+    )
+    assert 90 <= client.get(URL).json()["last_sync_age_seconds"] <= 92
+
+
+def test_healthz_is_503_when_the_broker_is_down_and_names_no_secret(
+    client, db, closed_port, monkeypatch
+):
+    monkeypatch.setattr(app.conf, "broker_url", f"redis://:hunter2@127.0.0.1:{closed_port}/0")
+
+    response = client.get(URL)
+
+    assert response.status_code == 503
+    assert response.json()["broker"] is False
+    assert response.json()["database"] is True
+    assert response.json()["status"] == "unavailable"
+    assert b"hunter2" not in response.content
+    assert str(closed_port).encode() not in response.content
+
+
+def test_healthz_is_503_when_the_database_is_down(client, db, monkeypatch):
+    class Unreachable:
+        def cursor(self):
+            raise OperationalError("could not connect to server: password=hunter2")
+
+    monkeypatch.setattr(health, "connection", Unreachable())
+
+    response = client.get(URL)
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "database": False,
+        "broker": True,
+        "last_sync_age_seconds": None,
+    }
+    assert b"hunter2" not in response.content
+
+
+def test_healthz_needs_no_login_and_is_never_cached(client, db):
+    response = client.get(URL)
+
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_healthz_answers_get_only(client, db):
+    assert client.post(URL).status_code == 405
