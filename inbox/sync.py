@@ -107,7 +107,9 @@ def sync_account(
                 result.add(store_page(account, page, lease_token=lease_token, expected=key_buff))
                 key_buff = page.key_buff
         except (VideosApiError, PayloadError, CursorMoved, DatabaseError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            # One line: PostgreSQL's errors carry DETAIL and CONTEXT lines, and this reason is
+            # what `sync` prints and what the admin lists.
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
             record_failure(account, reason, needs_operator=getattr(exc, "needs_operator", False))
             log.warning(
                 "sync of account %s failed after %s: %s", account.pk, result.summary(), reason
