@@ -1,7 +1,7 @@
 """The one search box: sessions by the peer's nickname, user name or session id, and letters and
 notes by their text. Substring matches (`icontains`), so Chinese, which has no spaces between
 words, is found by any phrase; on PostgreSQL trigram GIN indexes on UPPER(column) serve exactly
-the `UPPER(col) LIKE UPPER(%q%)` that Django writes for icontains (migration 0004)."""
+the `UPPER(col) LIKE UPPER(%q%)` that Django writes for icontains (migration 0003)."""
 
 from __future__ import annotations
 
