@@ -194,6 +194,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(CELERY_BROKER_FOLDER),
         "data_folder_out": str(CELERY_BROKER_FOLDER),
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
+        # A folder cannot wake its readers; how often a worker looks (a directory listing).
+        "polling_interval": 0.5,
     }
 else:
     # Redis hands an unacknowledged message to another worker after the visibility timeout; it
