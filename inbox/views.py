@@ -206,9 +206,11 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
     if len(messages) >= browse.POLL_BATCH:
         # More are waiting: ask again from the last one seen (ties are fetched twice, harmlessly).
         next_since = max(stamps) - timedelta(microseconds=1)
-    if seen:
+    marked_read = seen and session.unread_count > 0
+    if marked_read:
         services.mark_read(session)
     context = {
+        "marked_read": marked_read,
         "session": session,
         "messages": messages,
         "tail": request.GET.get("tail") == "1",

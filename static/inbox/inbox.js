@@ -212,7 +212,12 @@
 
   /* --- small things --------------------------------------------------------------------- */
   document.addEventListener("change", function (event) {
-    if (event.target.matches("select[data-autosubmit]")) { event.target.form.submit(); }
+    if (event.target.matches("select[data-autosubmit]")) {
+      // Come back to the page as it is now (htmx may have moved on from the one first loaded).
+      var next = event.target.form.querySelector("input[name=next]");
+      if (next) { next.value = location.pathname + location.search; }
+      event.target.form.submit();
+    }
   });
   document.addEventListener("click", function (event) {
     var root = app();
