@@ -216,7 +216,7 @@ class VideosApiClient:
             raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
         try:
             envelope = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python allows
             raise UpstreamBadResponse(
                 f"{path}: HTTP {response.status_code}, response is not JSON"
             ) from None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import reprlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +36,12 @@ MIN_CREATE_TIME, MAX_CREATE_TIME = 946_684_800, 4_102_444_800
 
 IMAGE = 3
 APP = 49
+# str.isdigit() also accepts "²" and other digits int() refuses; upstream numbers are ASCII.
+_DIGITS = re.compile(r"[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_SUMMARY = reprlib.Repr()
+_SUMMARY.maxlevel, _SUMMARY.maxdict, _SUMMARY.maxlist = 12, 50, 50
+_SUMMARY.maxstring, _SUMMARY.maxother = 2000, 200
 
 
 class PayloadError(ValueError):
@@ -179,7 +187,10 @@ def parse_sync_page(data: Any, *, received_at: datetime | None = None) -> SyncPa
     received_at = received_at or datetime.now(UTC)
     page = SyncPage(key_buff=clean_text(key_buff))
     for item in items:
-        record = parse_item(item, received_at=received_at)
+        try:
+            record = parse_item(item, received_at=received_at)
+        except Exception as exc:  # one item must never stop the page
+            record = _unparseable(item, exc)
         if isinstance(record, Letter):
             page.letters.append(record)
         else:
@@ -200,7 +211,7 @@ def parse_item(item: Any, *, received_at: datetime | None = None) -> Letter | Qu
         return _quarantine(raw, "item has no content.msg object")
 
     new_msg_id = msg.get("NewMsgId")
-    if isinstance(new_msg_id, str) and new_msg_id.isdigit():
+    if isinstance(new_msg_id, str) and _DIGITS.fullmatch(new_msg_id):
         new_msg_id = int(new_msg_id)
     if type(new_msg_id) is not int or not 0 < new_msg_id <= UINT64_MAX:
         return _quarantine(raw, f"NewMsgId {new_msg_id!r} is not an unsigned 64-bit integer")
@@ -277,7 +288,7 @@ def parse_image_xml(xml: str) -> ImageMeta:
 
     def number(name: str) -> int | None:
         value = attrs.get(name, "").strip()
-        return int(value) if value.isdigit() and len(value) < 19 else None
+        return int(value) if _DIGITS.fullmatch(value) and len(value) < 19 else None
 
     return ImageMeta(
         thumb_url=attrs.get("cdnthumburl", ""),
@@ -301,7 +312,7 @@ def parse_app_xml(xml: str) -> tuple[str, int | None]:
         raise ValueError("no <appmsg> element")
     title = (appmsg.findtext("title") or "").strip()
     app_type = (appmsg.findtext("type") or "").strip()
-    return title, int(app_type) if app_type.isdigit() and len(app_type) < 10 else None
+    return title, int(app_type) if _DIGITS.fullmatch(app_type) and len(app_type) < 10 else None
 
 
 def _parse_xml(xml: str):
@@ -321,12 +332,23 @@ def _quarantine(raw: Any, error: str) -> Quarantined:
     return Quarantined(raw=raw, error=error, fingerprint=fingerprint(raw))
 
 
+def _unparseable(item: Any, exc: Exception) -> Quarantined:
+    """An item the parser itself failed on (nested deeper than Python recurses, or a case no
+    rule above foresaw): kept as a bounded summary, since the item may not even serialise."""
+    summary = clean_text(_SUMMARY.repr(item))
+    return Quarantined(
+        raw=summary,
+        error=f"item could not be parsed ({type(exc).__name__}: {str(exc)[:200]})",
+        fingerprint=hashlib.sha256(summary.encode()).hexdigest(),
+    )
+
+
 def _int(
     value: Any, name: str, errors: list[str], low: int = INT64_MIN, high: int = INT64_MAX
 ) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 21:
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         value = int(value)
     if type(value) is not int or not low <= value <= high:
         errors.append(f"{name} {str(value)[:40]!r} is not an integer in range")

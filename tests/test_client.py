@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -190,6 +192,78 @@ def test_a_response_larger_than_the_limit_is_refused(client, sandbox, settings):
 
     with pytest.raises(UpstreamBadResponse, match="larger than"):
         client.sync_private_letters("")
+
+
+@pytest.fixture
+def raw_upstream():
+    """An upstream answering every POST with `serve.body`: bodies the sandbox, which always
+    speaks proper JSON, cannot produce."""
+
+    class Serve(BaseHTTPRequestHandler):
+        body = b""
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body)
+
+        def log_message(self, *args) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = VideosApiClient(
+        base_url=f"http://127.0.0.1:{server.server_address[1]}",
+        token=SANDBOX_TOKEN,
+        app_id=SANDBOX_APP_ID,
+    )
+    yield client, Serve
+    client.close()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"ret": 200, "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"ret": 200, "data": {"list": [{"NewMsgId": ' + b"9" * 5000 + b"}]}}",
+        b'{"ret": 200, "data": {"list": []',
+        b"\xff\xfe{}",
+    ],
+    ids=["nested-100k-deep", "5000-digit-number", "truncated", "not-utf8"],
+)
+def test_a_body_json_cannot_decode_raises_bad_response(raw_upstream, body):
+    client, serve = raw_upstream
+    serve.body = body
+
+    with pytest.raises(UpstreamBadResponse, match="not JSON"):
+        client.sync_private_letters("")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b'"ok"', b'{"msg": "no ret"}', b"null"],
+    ids=["array", "string", "no-ret", "null"],
+)
+def test_json_that_is_not_an_envelope_raises_bad_response(raw_upstream, body):
+    client, serve = raw_upstream
+    serve.body = body
+
+    with pytest.raises(UpstreamBadResponse, match="envelope"):
+        client.sync_private_letters("")
+
+
+def test_a_ret_that_is_not_the_number_200_is_a_rejection(raw_upstream):
+    client, serve = raw_upstream
+    serve.body = '{"ret": "200", "msg": "操作成功", "data": {}}'.encode()
+
+    with pytest.raises(UpstreamRejected) as rejected:
+        client.sync_private_letters("")
+
+    assert rejected.value.ret == "200"
 
 
 # --- transport failures ----------------------------------------------------------------------

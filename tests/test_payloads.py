@@ -8,6 +8,7 @@ import copy
 import json
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -339,6 +340,75 @@ def test_wrong_types_become_defaults_with_a_parse_error(make_item, overrides, ex
         assert error in letter.parse_error
     else:
         assert letter.parse_error == ""
+
+
+@pytest.mark.parametrize(
+    "value", ["--5", "²", "٣", "5-", "-", "+5", " 5", "1_000", "0x10", "9" * 40], ids=repr
+)
+def test_strings_that_only_look_like_numbers_are_refused_not_raised(make_item, value):
+    letter = parse_item(
+        make_item(
+            content__msg__MsgType=value,
+            content__msg__MsgId=value,
+            content__msg__CreateTime=value,
+            content__seq=value,
+        )
+    )
+
+    assert isinstance(letter, Letter)
+    assert (letter.msg_type, letter.msg_id, letter.seq) == (0, None, None)
+    for name in ("MsgType", "MsgId", "CreateTime", "seq"):
+        assert name in letter.parse_error
+
+
+@pytest.mark.parametrize("value", ["²", "٣٤", "１２"], ids=repr)
+def test_a_new_msg_id_of_non_ascii_digits_is_quarantined_not_raised(make_item, value):
+    record = parse_item(make_item(content__msg__NewMsgId=value))
+
+    assert isinstance(record, Quarantined)
+    assert "NewMsgId" in record.error
+
+
+def test_image_and_app_numbers_of_non_ascii_digits_are_left_unknown(make_item):
+    image = parse_image_xml('<msg><img cdnthumbwidth="²" cdnthumbheight="١٢" length="12" /></msg>')
+    title, app_type = parse_app_xml("<msg><appmsg><title>t</title><type>²</type></appmsg></msg>")
+
+    assert (image.thumb_width, image.thumb_height, image.length) == (None, None, 12)
+    assert (title, app_type) == ("t", None)
+
+
+def test_a_page_is_never_stopped_by_an_item_the_parser_trips_on(make_item):
+    # Whatever an item holds, the page parses: the item is kept (as a letter or quarantined).
+    hostile = [
+        make_item(content__msg__MsgType="--5"),
+        make_item(content__msg__NewMsgId="²"),
+        make_item(content__msg__CreateTime={"$date": 1}),
+        {"content": {"msg": {"NewMsgId": 1, "Content": {"string": None}}, "msgSessionId": "s"}},
+        {"content": {"msg": {"NewMsgId": 2}, "msgSessionId": "s", "isSender": [1]}},
+        {"content": {"msg": {"NewMsgId": 3}, "msgSessionId": "s"}, "subType": float("nan")},
+        {"content": {"msg": {"NewMsgId": 4}, "msgSessionId": "s"}, "subType": float("inf")},
+    ]
+
+    page = parse_sync_page({"list": hostile, "keyBuff": "next"})
+
+    assert page.item_count == len(hostile)
+
+
+def test_an_item_nested_deeper_than_the_parser_follows_is_quarantined_as_a_summary(make_item):
+    deep: Any = "bottom"
+    for _ in range(5000):
+        deep = [deep]
+    item = make_item(content__msg__Extra=deep)
+
+    page = parse_sync_page({"list": [make_item(), item, make_item()], "keyBuff": "next"})
+
+    assert len(page.letters) == 2
+    (record,) = page.quarantined
+    assert record.error.startswith("item could not be parsed (RecursionError")
+    assert isinstance(record.raw, str)
+    assert "'NewMsgId': " in record.raw
+    assert len(record.raw) < 10_000
+    json.dumps(record.raw)
 
 
 @pytest.mark.parametrize("create_time", ["soon", 12, 2**62, None, 1.5e9])

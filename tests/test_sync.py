@@ -468,6 +468,22 @@ def test_redelivered_quarantined_items_are_not_stored_twice(account, bare_upstre
     assert QuarantinedItem.objects.filter(account=account).count() == 2
 
 
+def test_an_item_too_deep_to_parse_is_quarantined_and_the_page_still_commits(
+    account, bare_upstream, make_item
+):
+    deep: Any = 0
+    for _ in range(3000):
+        deep = {"d": deep}
+    good = make_item()
+
+    result = store(account, [make_item(content__msg__Extra=deep), good])
+
+    assert (result.new_messages, result.quarantined) == (1, 1)
+    assert stored_ids(account) == [good["content"]["msg"]["NewMsgId"]]
+    assert "RecursionError" in QuarantinedItem.objects.get().error
+    assert cursor(account) == "next"
+
+
 def test_hostile_image_xml_is_refused_fast_and_the_letter_still_stored(
     account, bare_upstream, make_item
 ):
