@@ -4,7 +4,9 @@ whichever database DATABASE_URL names (SQLite by default, PostgreSQL in CI)."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inbox.models import Message, Session
@@ -95,3 +97,46 @@ def test_postgres_stores_the_top_of_the_range_in_a_bigint(session):
         )
         assert cursor.fetchone() == ("bigint",)
     assert Message.objects.get().new_msg_id == 2**64 - 1
+
+
+@pytest.mark.parametrize("new_msg_id", [2**63 + 1, 2**64 - 1, 7744705344788547000], ids=str)
+def test_an_iexact_lookup_finds_the_id_as_typed(session, new_msg_id):
+    # Admin's `=new_msg_id` search is an iexact lookup with the term as typed.
+    pk = store(session, new_msg_id).pk
+
+    assert list(Message.objects.filter(new_msg_id__iexact=f" {new_msg_id} ")) == [
+        Message.objects.get(pk=pk)
+    ]
+
+
+@pytest.mark.parametrize("term", ["abc", "-5", str(2**64), "", "1e5", "²"], ids=repr)
+def test_an_iexact_term_that_is_no_id_matches_nothing_without_failing(session, term):
+    store(session, 5)
+
+    matches = Message.objects.filter(
+        Q(new_msg_id__iexact=term) | Q(content__iexact="5")
+    ).values_list("new_msg_id", flat=True)
+
+    assert list(matches) == [5]
+    assert not Message.objects.filter(new_msg_id__iexact=term).exists()
+
+
+def test_the_admin_search_finds_a_message_by_its_new_msg_id(admin_client, session):
+    store(session, 2**64 - 1)
+    store(session, 2**63)
+
+    response = admin_client.get("/admin/inbox/message/", {"q": str(2**64 - 1)})
+    nonsense = admin_client.get("/admin/inbox/message/", {"q": "not-a-number"})
+
+    assert response.status_code == nonsense.status_code == 200
+    assert [m.new_msg_id for m in response.context["cl"].result_list] == [2**64 - 1]
+
+
+def test_the_form_field_takes_the_whole_unsigned_range():
+    field = Message._meta.get_field("new_msg_id").formfield()
+
+    assert field.clean(str(2**64 - 1)) == 2**64 - 1
+    assert field.clean("0") == 0
+    for value in ("-1", str(2**64)):
+        with pytest.raises(ValidationError):
+            field.clean(value)
