@@ -143,3 +143,26 @@ def test_a_phone_shows_one_pane_at_a_time(browser, live_server, inbox, request):
         expect(page.locator("#thread-pane")).to_be_hidden()
     finally:
         context.close()
+
+
+def test_load_older_keeps_the_reader_in_place(page, live_server, inbox, sandbox):
+    for n in range(60):
+        sandbox.add_letter(SANDBOX_APP_ID, f"第 {n} 个问题", peer=PEERS[3])
+    sync_account(inbox)
+    sign_in(page, live_server)
+    open_session(page, "陈阿姨的花店")
+    messages = page.locator("#thread .messages .message")
+    expect(messages).to_have_count(50)
+    expect(messages.last).to_contain_text("第 59 个问题")
+    page.locator("#thread-scroll").evaluate("box => box.scrollTop = 0")
+    anchor = messages.first
+    anchor_id = anchor.get_attribute("id")
+    before = page.locator(f"#{anchor_id}").bounding_box()["y"]
+    page.locator("#load-older").click()
+    expect(messages).to_have_count(
+        Message.objects.filter(session__peer_nickname="陈阿姨的花店").count()
+    )
+    expect(page.locator("#load-older")).to_have_count(0)
+    after = page.locator(f"#{anchor_id}").bounding_box()["y"]
+    assert abs(after - before) < 4
+    expect(page.locator("#thread .day-sep")).to_have_count(1)
