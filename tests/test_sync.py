@@ -3,6 +3,7 @@ exactly once, with the cursor committed together with each page."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -659,8 +660,9 @@ FAULTS = [
 
 @pytest.mark.parametrize(("kind", "options", "attempts", "error"), FAULTS)
 def test_a_failure_on_the_second_page_keeps_the_first_and_the_next_pass_completes(
-    account, sandbox, clean_run, kind, options, attempts, error
+    account, sandbox, clean_run, caplog, kind, options, attempts, error
 ):
+    caplog.set_level(logging.DEBUG)
     client = OnPage(account, page=2, before=lambda: sandbox.inject(kind, **options))
 
     with pytest.raises(SyncFailed) as failed:
@@ -677,7 +679,9 @@ def test_a_failure_on_the_second_page_keeps_the_first_and_the_next_pass_complete
     assert account.sync_lease_token == ""
     page_two = [c for c in sandbox.calls_to(SYNC) if c["body"]["keyBuff"] == EXAMPLE_KEY_BUFF]
     assert len(page_two) == attempts
-    for text in (account.last_error, account.paused_reason, str(failed.value)):
+    assert any(record.name == "inbox.sync" for record in caplog.records), "the failure is logged"
+    logged = [record.getMessage() for record in caplog.records]
+    for text in (account.last_error, account.paused_reason, str(failed.value), *logged):
         assert SANDBOX_TOKEN not in text
     assert bool(account.paused_reason) == (kind in ("token_expired", "offline"))
 
@@ -965,9 +969,7 @@ def test_a_page_of_1000_letters_takes_a_bounded_number_of_queries(
         assert huge <= small + 8
 
 
-def test_a_redelivered_page_takes_no_more_queries_than_a_new_one(
-    account, bare_upstream, make_item, django_assert_max_num_queries
-):
+def test_a_redelivered_page_takes_no_more_queries_than_a_new_one(account, bare_upstream, make_item):
     items = _page_of(make_item, 50)
     new = _queries_to_store(account, items, "first")
     before = snapshot(account)
