@@ -282,3 +282,26 @@ def test_manage_py_sync_exits_0_then_1_with_a_one_line_reason(
     )
     for process in (added, synced, failed):
         assert SANDBOX_TOKEN not in process.stdout + process.stderr
+
+
+# --- benchmark_sync --------------------------------------------------------------------------
+
+
+def test_benchmark_prints_a_row_per_page_size_and_leaves_nothing_behind(db):
+    out, _ = run("benchmark_sync", "--pages", "2", "--sizes", "10,30")
+
+    rows = [line.split("|") for line in out.splitlines() if line.count("|") == 4]
+    rows = [row for row in rows if row[0].strip().isdigit()]
+    assert [row[0].strip() for row in rows] == ["10", "30"]
+    for row in rows:
+        redelivery_queries_and_new_rows = row[2].split()
+        assert redelivery_queries_and_new_rows[-1] == "0", "re-delivery stored nothing"
+        assert row[3].split()[-1] != row[1].split()[-1], "naive takes more queries"
+    assert not Account.objects.exists()
+    assert not Message.objects.exists()
+    assert not Session.objects.exists()
+
+
+def test_benchmark_refuses_nonsense_sizes(db):
+    with pytest.raises(CommandError, match="--sizes"):
+        run("benchmark_sync", "--sizes", "ten")
