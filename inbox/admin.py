@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -50,6 +51,8 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["account", "session", "author", "activity_user"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    # Image URLs come from downloadImage; one typed without a scheme is an https one.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     exclude = ["raw"]
     readonly_fields = ["raw_json", "parse_error", "image_meta", "stored_at", "updated_at"]
 

@@ -52,7 +52,9 @@ def test_healthz_reports_the_age_of_the_newest_successful_sync(client, account, 
 def test_healthz_is_503_when_the_broker_is_down_and_names_no_secret(
     client, db, closed_port, monkeypatch
 ):
-    monkeypatch.setattr(app.conf, "broker_url", f"redis://:hunter2@127.0.0.1:{closed_port}/0")
+    down = f"redis://:hunter2@127.0.0.1:{closed_port}/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", down)  # Celery reads the variable before its setting
+    monkeypatch.setattr(app.conf, "broker_url", down)
 
     response = client.get(URL)
 
