@@ -339,6 +339,24 @@ def test_an_outgoing_letter_updates_the_preview_but_not_unread(account, sandbox)
     assert updated.last_message_preview == "好的，已为您登记"
 
 
+def test_a_preview_with_quotes_braces_and_backslashes_is_stored_as_written(
+    account, bare_upstream, make_item
+):
+    text = "a \"quoted\", {braced} \\back\\slash\\ 'single' NULL ,; 表情 👍"
+    store(account, [make_item(content__msgSessionId="s@findermsg")])
+    Session.objects.update(status=Session.Status.SNOOZED, snoozed_until=timezone.now())
+
+    store(
+        account,
+        [make_item(content__msgSessionId="s@findermsg", content__msg__Content={"string": text})],
+        key_buff="later",
+    )
+
+    session = Session.objects.get()
+    assert session.last_message_preview == text
+    assert (session.status, session.snoozed_until, session.unread_count) == ("open", None, 2)
+
+
 def test_a_late_letter_older_than_the_latest_does_not_replace_the_preview(
     account, bare_upstream, make_item
 ):
