@@ -53,8 +53,9 @@ def test_healthz_is_503_when_the_broker_is_down_and_names_no_secret(
     client, db, closed_port, monkeypatch
 ):
     down = f"redis://:hunter2@127.0.0.1:{closed_port}/0"
-    monkeypatch.setenv("CELERY_BROKER_URL", down)  # Celery reads the variable before its setting
     monkeypatch.setattr(app.conf, "broker_url", down)
+    # Celery prefers the variable to its setting (set after, so that undoing restores the setting)
+    monkeypatch.setenv("CELERY_BROKER_URL", down)
 
     response = client.get(URL)
 
