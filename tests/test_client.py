@@ -303,7 +303,7 @@ def test_a_send_is_not_repeated_after_a_5xx(client, sandbox):
 def test_a_response_slower_than_the_read_timeout_raises_upstream_unavailable(
     sandbox_server, sandbox
 ):
-    sandbox.inject("slow", seconds=1.0)
+    sandbox.inject("slow", seconds=2.0)
     started = time.monotonic()
 
     with (
@@ -312,7 +312,7 @@ def test_a_response_slower_than_the_read_timeout_raises_upstream_unavailable(
     ):
         client.sync_private_letters("")
 
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_slow_response_is_retried_like_a_5xx(sandbox_server, sandbox, example_response):
