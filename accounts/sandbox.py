@@ -162,7 +162,9 @@ class SandboxState:
         self.faults: list[Fault] = []
         self.calls: list[dict[str, Any]] = []
         self.base_url = ""
-        self._ids = random.Random(20240124)
+        # Letters written while the sandbox runs get fresh ids on every start, so a restarted
+        # sandbox never hands out an id that a database already holds for another letter.
+        self._ids = random.Random()
 
     # --- setup ---------------------------------------------------------------------------------
 
@@ -182,7 +184,10 @@ class SandboxState:
                 account.next_seq = len(EXAMPLE_ITEMS) + 1
             self.accounts[app_id] = account
             if script:
-                # The scripted letters arrived over the last few hours, a few minutes apart.
+                # The scripted history arrived over the last few hours, a few minutes apart. Its
+                # ids are the same on every start, like a real account's history: re-reading it
+                # from an empty keyBuff stores nothing twice.
+                script_ids = random.Random(f"script:{app_id}")
                 start = int(time.time()) - 600 * len(SCRIPT)
                 for index, (peer_index, is_sender, msg_type, spec) in enumerate(SCRIPT):
                     self._append_scripted(
@@ -192,6 +197,7 @@ class SandboxState:
                         msg_type,
                         spec,
                         create_time=start + 600 * index,
+                        new_msg_id=script_ids.randrange(10**17, 2**64),
                     )
             return account
 
@@ -298,6 +304,7 @@ class SandboxState:
         msg_type: int,
         spec: Any,
         create_time: int | None = None,
+        new_msg_id: int | None = None,
     ) -> None:
         if msg_type == 3:
             name, width, height = spec
@@ -326,6 +333,7 @@ class SandboxState:
             msg_type=msg_type,
             content=content,
             create_time=create_time,
+            new_msg_id=new_msg_id,
         )
 
     def _generate_live(self, account: SandboxAccount) -> None:

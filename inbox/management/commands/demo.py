@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import random
 import secrets
 import shutil
 import signal
@@ -139,11 +138,6 @@ class Command(BaseCommand):
             raise CommandError(
                 f"cannot serve the sandbox on port {port} ({exc}); try --sandbox-port"
             ) from None
-        # The sandbox draws NewMsgIds from a fixed seed, so its history is the same on every
-        # start and re-reading it stores nothing twice. Letters written from now on must be new
-        # ones, not the ids of the last run's letters (which are stored and would be skipped).
-        with sandbox.state.lock:
-            sandbox.state._ids = random.Random()
         # A letter that came in while the demo was stopped, so every start shows one arriving.
         sandbox.state.add_letter(DEMO_APP_ID, WELCOME_LETTER, peer=PEERS[2])
         return sandbox
