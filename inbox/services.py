@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiError
 from inbox.models import Message, Session
-from inbox.sync import ECHO_FIELDS, preview_of
+from inbox.sync import ECHO_FIELDS, is_channels_name, preview_of
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
         with reply.account.client() as client:
             identities = {
                 "to_username": session.peer_username,
-                "my_username": session.my_username or reply.account.own_username,
+                "my_username": my_identity(session),
                 "msg_session_id": session.msg_session_id,
             }
             if reply.msg_type == Message.Type.IMAGE:
@@ -223,6 +223,15 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
         return _fail(reply, str(exc))
     _mark_sent(reply, new_msg_id)
     return SendOutcome(delivery=Message.Delivery.SENT)
+
+
+def my_identity(session: Session) -> str:
+    """Who a reply is from: the Channels identity the peer wrote to. A session only ever seen
+    through letters from the account's WeChat id (wxid_…) falls back to the account's own
+    Channels name, which "Check connection" learns from getProfile."""
+    if is_channels_name(session.my_username):
+        return session.my_username
+    return session.account.own_username or session.my_username
 
 
 def fail_stuck_sends(now: datetime | None = None) -> int:

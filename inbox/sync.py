@@ -394,9 +394,16 @@ def _update_sessions(
             session.last_message_at = latest.created_at
             session.last_message_type = latest.msg_type
             session.last_message_preview = preview_of(latest.msg_type, latest.content, latest.title)
-        incoming = sum(1 for letter in letters if not letter.is_sender)
+        incoming = [letter for letter in letters if not letter.is_sender]
+        if incoming and not is_channels_name(session.my_username):
+            # Replies must go out as a Channels identity; a session first seen through a letter
+            # from the account's WeChat id learns it from the first letter the peer writes.
+            session.my_username = next(
+                (letter.to_username for letter in incoming if is_channels_name(letter.to_username)),
+                session.my_username,
+            )
         if incoming:
-            session.unread_count += incoming
+            session.unread_count += len(incoming)
             if session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
                 # A new letter from the peer needs an answer again.
                 session.status = Session.Status.OPEN
@@ -407,6 +414,7 @@ def _update_sessions(
 
 
 SESSION_AGGREGATES = (
+    "my_username",
     "last_message_at",
     "last_message_type",
     "last_message_preview",
@@ -458,6 +466,11 @@ def _save_sessions(sessions: list[Session], names: tuple[str, ...]) -> None:
             f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}",
             [list(column) for column in zip(*rows, strict=True)],
         )
+
+
+def is_channels_name(username: str) -> bool:
+    """A Channels (视频号) identity, `v2_…@finder`, as opposed to a WeChat id (`wxid_…`)."""
+    return username.endswith("@finder")
 
 
 def preview_of(msg_type: int, content: str, title: str = "") -> str:

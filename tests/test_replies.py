@@ -10,7 +10,13 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from accounts.sandbox import EXAMPLE_PEER, EXAMPLE_SESSION, png_bytes
+from accounts.sandbox import (
+    EXAMPLE_ACCOUNT_FINDER,
+    EXAMPLE_PEER,
+    EXAMPLE_SESSION,
+    PEERS,
+    png_bytes,
+)
 from inbox import services
 from inbox.models import Message, Session
 from inbox.sync import sync_account
@@ -347,3 +353,31 @@ def test_oversized_image_is_refused(session, agent, image_replies, monkeypatch):
 def test_reply_image_urls_serve_nothing_else(client, image_replies):
     assert client.get("/media/replies/2026/11/" + "0" * 32 + ".png").status_code == 404
     assert client.get("/media/replies/../../db.sqlite3").status_code == 404
+
+
+WECHAT_ONLY_SESSION = "ee06e16a186756394a271218d7dd31f65d3d6aa43dc02a1ec23758f588836d53@findermsg"
+
+
+def test_reply_in_a_session_seen_only_from_the_wechat_id_goes_out_as_the_channels_name(
+    session, agent, account, sandbox
+):
+    # The example's first session holds one letter, sent from the account's wxid_ identity.
+    wechat_only = Session.objects.get(account=account, msg_session_id=WECHAT_ONLY_SESSION)
+    assert wechat_only.my_username.startswith("wxid_")
+    account.own_username = EXAMPLE_ACCOUNT_FINDER  # what "Check connection" learns
+    account.save(update_fields=["own_username"])
+
+    services.deliver_reply(compose(wechat_only, agent).pk)
+
+    [call] = sandbox.calls_to(SEND_PATH)
+    assert call["body"]["myUserName"] == EXAMPLE_ACCOUNT_FINDER
+
+
+def test_sync_learns_the_channels_identity_from_the_peers_first_letter(account, sandbox):
+    sync_account(account)
+    sandbox.add_letter(account.app_id, "你好", peer=PEERS[0], msg_session_id=WECHAT_ONLY_SESSION)
+
+    sync_account(account)
+
+    wechat_only = Session.objects.get(account=account, msg_session_id=WECHAT_ONLY_SESSION)
+    assert wechat_only.my_username == EXAMPLE_ACCOUNT_FINDER
