@@ -112,7 +112,11 @@ def sync_account(
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())
             record_failure(account, reason, needs_operator=getattr(exc, "needs_operator", False))
             log.warning(
-                "sync of account %s failed after %s: %s", account.pk, result.summary(), reason
+                "sync of account %s failed after %s new message(s) in %s page(s): %s",
+                account.pk,
+                result.new_messages,
+                result.pages,
+                reason,
             )
             raise SyncFailed(reason) from exc
         finally:
