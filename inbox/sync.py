@@ -202,7 +202,7 @@ def record_failure(account: Account, reason: str, *, needs_operator: bool = Fals
     account.refresh_from_db(fields=["failure_streak", "poll_interval"])
     streak = account.failure_streak + 1
     delay = min(account.poll_interval * 2 ** min(streak, 20), settings.SYNC_BACKOFF_MAX_SECONDS)
-    delay *= random.uniform(0.8, 1.2)
+    delay *= random.uniform(0.8, 1.0)  # jitter downwards, so the cap stays a cap
     updates = {
         "last_error": reason[:2000],
         "last_error_at": now,
