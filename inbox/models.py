@@ -76,6 +76,12 @@ class Session(models.Model):
             ),
             # The live poll of the session list: "what changed since T?".
             models.Index(fields=["updated_at"], name="inbox_session_updated"),
+            # Beat's reopen_due_snoozed_sessions(): snoozed sessions whose time has come.
+            models.Index(
+                fields=["snoozed_until"],
+                condition=models.Q(status="snoozed"),
+                name="inbox_session_snoozed_due",
+            ),
         ]
 
     def __str__(self) -> str:
