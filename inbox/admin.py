@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import Message, QuarantinedItem, Session
+from inbox.models import CannedReply, Message, QuarantinedItem, Session
 
 
 def _pretty_json(value) -> str:
@@ -81,3 +81,17 @@ class QuarantinedItemAdmin(admin.ModelAdmin):
     @admin.display(description=_("raw item"))
     def raw_json(self, item: QuarantinedItem) -> str:
         return _pretty_json(item.raw)
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    """Saved answers staff insert with `/` in the composer; without an account, for every one."""
+
+    list_display = ["title", "account", "short_text"]
+    list_filter = ["account"]
+    list_select_related = ["account"]
+    search_fields = ["title", "text"]
+
+    @admin.display(description=_("text"))
+    def short_text(self, reply: CannedReply) -> str:
+        return reply.text[:80]
