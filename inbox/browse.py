@@ -61,17 +61,25 @@ def visible_accounts(user) -> list[Account]:
 
 @dataclass(frozen=True)
 class ListView:
-    """One entry of the sidebar's view list: a filter on the sessions a user may see.
-    Add status tabs or Mine/Unassigned by appending to VIEWS."""
+    """One entry of the sidebar's view lists: a filter on the sessions a user may see. The
+    sidebar shows the "views" section first, then the status tabs."""
 
     key: str
     label: str | Promise
     condition: Callable[[object], Q] = field(default=lambda user: Q())
+    section: str = "views"
+
+
+def _status_view(status: Session.Status) -> ListView:
+    return ListView(status.value, status.label, lambda user: Q(status=status), section="status")
 
 
 VIEWS: list[ListView] = [
     ListView("all", _("All conversations")),
     ListView("unread", _("Unread"), lambda user: Q(unread_count__gt=0)),
+    ListView("mine", _("Mine"), lambda user: Q(assignee=user)),
+    ListView("unassigned", _("Unassigned"), lambda user: Q(assignee__isnull=True)),
+    *(_status_view(status) for status in Session.Status),
 ]
 VIEWS_BY_KEY = {view.key: view for view in VIEWS}
 DEFAULT_VIEW = VIEWS[0]

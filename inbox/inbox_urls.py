@@ -10,6 +10,12 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("sessions/<int:pk>/", views.thread, name="thread"),
     path("sessions/<int:pk>/poll/", views.thread_poll, name="thread_poll"),
+    path("sessions/<int:pk>/compose/", views.compose, name="compose"),
+    path("sessions/<int:pk>/image/", views.send_image, name="send_image"),
+    path("sessions/<int:pk>/status/", views.set_status, name="set_status"),
+    path("sessions/<int:pk>/assign/", views.assign, name="assign"),
+    path("sessions/<int:pk>/canned/", views.canned_replies, name="canned_replies"),
     path("messages/<int:pk>/image/", views.image, name="image"),
     path("messages/<int:pk>/image/load/", views.load_image, name="load_image"),
+    path("messages/<int:pk>/retry/", views.retry, name="retry"),
 ]

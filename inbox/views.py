@@ -7,20 +7,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case, Exists, OuterRef, Value, When
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from inbox import browse, images, services
+from inbox import browse, forms, images, services
 from inbox import search as search_service
 from inbox.browse import BadCursor, ListFilter
-from inbox.models import Message, Session
+from inbox.models import CannedReply, Message, Session
 
 # The image card polls for the downloaded URL about once a second, for about half a minute.
 IMAGE_POLLS = 30
@@ -57,15 +59,16 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
     def url(params: dict[str, str]) -> str:
         return f"{index}?{urlencode(params)}" if params else index
 
-    view_links = [
-        {
+    def view_link(view: browse.ListView) -> dict[str, Any]:
+        return {
             "label": view.label,
             "count": counts.get(view.key, 0),
             "active": view is list_filter.view,
             "url": url(ListFilter(view=view, account=list_filter.account).params()),
         }
-        for view in browse.VIEWS
-    ]
+
+    view_links = [view_link(view) for view in browse.VIEWS if view.section == "views"]
+    status_links = [view_link(view) for view in browse.VIEWS if view.section == "status"]
     account_links = [
         {
             "label": account.name if account else _("All accounts"),
@@ -75,7 +78,7 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
         }
         for account in ([None, *accounts] if len(accounts) > 1 else accounts)
     ]
-    return {"view_links": view_links, "account_links": account_links}
+    return {"view_links": view_links, "status_links": status_links, "account_links": account_links}
 
 
 def _list_context(
@@ -125,12 +128,39 @@ def _anchor(request: HttpRequest, session: Session, name: str) -> Message | None
     return get_object_or_404(session.messages.all(), pk=int(value))
 
 
-def _thread_context(session: Session, page: browse.ThreadPage) -> dict[str, Any]:
+def _header_context(request: HttpRequest, session: Session) -> dict[str, Any]:
+    """What the thread header's controls need. `members` stays a lazy queryset: one query, run
+    only when a header is rendered."""
     return {
+        "members": forms.assignable_users(session, request.user),
+        "snooze_presets": forms.snooze_presets(),
+        "snooze_min": timezone.now(),
+        "time_zone": settings.TIME_ZONE,
+    }
+
+
+def _thread_context(
+    request: HttpRequest, session: Session, page: browse.ThreadPage
+) -> dict[str, Any]:
+    return {
+        **_header_context(request, session),
         "session": session,
         "page": page,
         "thread_since": browse.to_micros(browse.poll_since([])),
+        "image_replies": services.image_replies_enabled(),
+        "max_reply_length": services.MAX_REPLY_LENGTH,
+        "max_note_length": 10 * services.MAX_REPLY_LENGTH,
     }
+
+
+def _thread_page(
+    request: HttpRequest, session: Session, page: browse.ThreadPage, **extra: Any
+) -> dict[str, Any]:
+    """The whole page around a thread: sidebar, session list, thread."""
+    context = _thread_context(request, session, page)
+    accounts = browse.visible_accounts(request.user)
+    context.update(_list_context(request, accounts, _list_filter(request, accounts)))
+    return {**context, "pane": "thread", **extra}
 
 
 @require_GET
@@ -143,10 +173,10 @@ def thread(request: HttpRequest, pk: int) -> HttpResponse:
     around = _anchor(request, session, "around")
     if _fragment(request) and before:
         page = browse.page_before(session, before)
-        return render(request, "inbox/inbox.html#older", _thread_context(session, page))
+        return render(request, "inbox/inbox.html#older", _thread_context(request, session, page))
     if _fragment(request) and after:
         page = browse.page_after(session, after)
-        return render(request, "inbox/inbox.html#newer", _thread_context(session, page))
+        return render(request, "inbox/inbox.html#newer", _thread_context(request, session, page))
 
     services.mark_read(session)
     if around:
@@ -157,17 +187,16 @@ def thread(request: HttpRequest, pk: int) -> HttpResponse:
         page = browse.page_after(session, after)
     else:
         page = browse.latest_page(session)
-    context = _thread_context(session, page)
     query = search_service.clean_query(request.GET.get("q"))
     if _fragment(request):
+        context = _thread_context(request, session, page)
         context["unread_total"] = browse.unread_total(request.user)
         return render(request, "inbox/inbox.html#thread", {**context, "fragment": True})
 
-    accounts = browse.visible_accounts(request.user)
-    context.update(_list_context(request, accounts, _list_filter(request, accounts)))
+    context = _thread_page(request, session, page, q=query)
     if query:
         context["results"] = search_service.search(request.user, query)
-    return render(request, "inbox/inbox.html", {**context, "pane": "thread", "q": query})
+    return render(request, "inbox/inbox.html", context)
 
 
 def _since(request: HttpRequest):
@@ -210,6 +239,7 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
     if marked_read:
         services.mark_read(session)
     context = {
+        **(_header_context(request, session) if session_changed else {}),
         "marked_read": marked_read,
         "session": session,
         "messages": messages,
@@ -341,3 +371,207 @@ def image(request: HttpRequest, pk: int) -> HttpResponse:
         "gave_up": polls >= IMAGE_POLLS,
     }
     return render(request, "inbox/_image.html", context)
+
+
+# --- writes: replies, notes, status, assignment -------------------------------------------------
+# Each fetches the session through the access helper (a non-member gets 404), answers htmx with
+# the fragments it changed, and anything else with a redirect back to the thread, or the whole
+# page with the form's errors (400).
+
+
+def _composer(form: forms.ComposeForm | None = None, *, focus: bool = False) -> dict[str, Any]:
+    """The composer's state: a fresh one, or the posted one with its errors."""
+    composer = {"kind": forms.ComposeForm.REPLY, "text": "", "errors": [], "focus": focus}
+    if form is not None:
+        if form.data.get("kind") == forms.ComposeForm.NOTE:
+            composer["kind"] = forms.ComposeForm.NOTE
+        if form.errors:
+            composer["text"] = form.data.get("text", "")
+            composer["errors"] = [error for errors in form.errors.values() for error in errors]
+    return composer
+
+
+def _written(
+    request: HttpRequest,
+    session: Session,
+    answer: str,
+    *,
+    messages: list[Message] = (),
+    status: int = 200,
+    **extra: Any,
+) -> HttpResponse:
+    """An htmx write's answer: the part that was posted from (`answer`: composer, attach or
+    header) and, out of band, the messages it added and the session's row."""
+    context = {
+        **_thread_context(request, session, browse.ThreadPage([])),
+        "answer": answer,
+        "messages": list(messages),
+        **extra,
+    }
+    return render(request, "inbox/written.html", context, status=status)
+
+
+def _error_page(request: HttpRequest, session: Session, **extra: Any) -> HttpResponse:
+    """Without JavaScript a refused write shows the thread again, with the form's errors."""
+    context = _thread_page(request, session, browse.latest_page(session), **extra)
+    return render(request, "inbox/inbox.html", context, status=400)
+
+
+@require_POST
+@login_required
+def compose(request: HttpRequest, pk: int) -> HttpResponse:
+    """The composer: a reply (stored as "sending", sent after commit; a re-post of the same form
+    finds the first row by its client token) or an internal note (never sent)."""
+    session = _get_session_for_user(request, pk)
+    form = forms.ComposeForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["kind"] == forms.ComposeForm.NOTE:
+                message = services.add_note(session, request.user, data["text"])
+            else:
+                message = services.compose_reply(
+                    session, request.user, data["text"], data["client_token"]
+                )
+        except services.ReplyError as exc:
+            form.add_error("text", str(exc))
+        else:
+            if not _fragment(request):
+                return redirect(session.get_absolute_url())
+            return _written(
+                request,
+                session,
+                "composer",
+                messages=[message],
+                composer=_composer(form, focus=True),
+                row=True,
+            )
+    if _fragment(request):
+        return _written(
+            request, session, "composer", composer=_composer(form, focus=True), status=400
+        )
+    return _error_page(request, session, composer=_composer(form, focus=True))
+
+
+@require_POST
+@login_required
+def send_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """The attach button: an image reply, stored under MEDIA and sent by its public URL."""
+    session = _get_session_for_user(request, pk)
+    form = forms.ImageReplyForm(request.POST, request.FILES)
+    message = None
+    if form.is_valid():
+        try:
+            message = services.compose_image_reply(
+                session, request.user, form.cleaned_data["image"], form.cleaned_data["client_token"]
+            )
+        except services.ReplyError as exc:
+            form.add_error("image", str(exc))
+    errors = [error for errors in form.errors.values() for error in errors]
+    if not _fragment(request):
+        if message is None:
+            return _error_page(request, session, composer={**_composer(), "errors": errors})
+        return redirect(session.get_absolute_url())
+    return _written(
+        request,
+        session,
+        "attach",
+        messages=[message] if message else [],
+        composer={**_composer(), "errors": errors},
+        row=message is not None,
+        status=200 if message else 400,
+    )
+
+
+@require_POST
+@login_required
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Retry a failed reply. One that is no longer failed (already retried, or sent after all)
+    is shown as it is now."""
+    message = _get_message_for_user(request, pk)
+    if message.kind != Message.Kind.LETTER or message.client_token is None:
+        return HttpResponseBadRequest("only replies written here can be retried")
+    services.retry_reply(message)
+    if not _fragment(request):
+        return redirect(f"{message.session.get_absolute_url()}#message-{message.pk}")
+    message = browse.thread_messages(message.session).get(pk=message.pk)
+    return render(request, "inbox/_message.html", {"message": message})
+
+
+def _workflow_answer(request: HttpRequest, session: Session, form, changed: bool) -> HttpResponse:
+    """The answer to a status or assignment change: the header again (with the form's errors),
+    the activity line it wrote, and the session's row."""
+    errors = [error for errors in form.errors.values() for error in errors]
+    if not _fragment(request):
+        if errors:
+            return _error_page(request, session, action_errors=errors)
+        return redirect(session.get_absolute_url())
+    activity = []
+    if changed:
+        activity = list(
+            browse.thread_messages(session).filter(kind=Message.Kind.ACTIVITY).order_by("-pk")[:1]
+        )
+    return _written(
+        request,
+        session,
+        "header",
+        messages=activity,
+        action_errors=errors,
+        row=changed,
+        status=400 if errors else 200,
+    )
+
+
+@require_POST
+@login_required
+def set_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Open, pending, resolved, or snoozed until a time."""
+    session = _get_session_for_user(request, pk)
+    form = forms.StatusForm(request.POST)
+    changed = False
+    if form.is_valid():
+        try:
+            changed = services.set_status(
+                session,
+                form.cleaned_data["status"],
+                request.user,
+                snooze_until=form.cleaned_data["snooze_until"],
+            )
+        except ValueError:
+            # The chosen time passed between the form's check and the service's.
+            form.add_error(None, _("Choose a time in the future."))
+    return _workflow_answer(request, session, form, changed)
+
+
+@require_POST
+@login_required
+def assign(request: HttpRequest, pk: int) -> HttpResponse:
+    """Give the session to a member of its account, or to nobody."""
+    session = _get_session_for_user(request, pk)
+    form = forms.AssignForm(request.POST, session=session, actor=request.user)
+    changed = False
+    if form.is_valid():
+        try:
+            changed = services.assign(session, form.cleaned_data["assignee"], request.user)
+        except ValueError:
+            # Removed from the account between the form's check and the service's.
+            form.add_error("assignee", _("Choose a member of this account."))
+    return _workflow_answer(request, session, form, changed)
+
+
+# A desk with more saved answers than this needs a search box in admin, not a longer menu.
+CANNED_LIMIT = 500
+
+
+@require_GET
+@login_required
+def canned_replies(request: HttpRequest, pk: int) -> JsonResponse:
+    """The composer's `/` menu: the session's account's saved answers and the global ones, in
+    one query; the composer filters them as the user types."""
+    session = _get_session_for_user(request, pk)
+    replies = (
+        CannedReply.objects.filter(Q(account=session.account_id) | Q(account__isnull=True))
+        .order_by("title", "pk")
+        .values("title", "text")[:CANNED_LIMIT]
+    )
+    return JsonResponse({"replies": list(replies)})

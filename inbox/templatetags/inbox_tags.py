@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime, timedelta
 
 from django import template
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -247,3 +249,72 @@ def has_fresh_image(message: Message) -> bool:
 def minutes_ago_pattern() -> str:
     """The words for "N min ago" with the number left as %(count)d, for inbox.js."""
     return _("%(count)d min ago")
+
+
+@register.filter
+def person(user) -> str:
+    """A staff member as the inbox names them: the full name, else the user name."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+@register.simple_tag
+def new_client_token() -> str:
+    """A fresh idempotency key for one composed reply: a re-post of the same form (double click,
+    browser resend) carries the same key and finds the reply made the first time."""
+    return str(uuid.uuid4())
+
+
+@register.filter
+def local_input(moment: datetime) -> str:
+    """A datetime-local input's value: the clock time in the inbox's time zone."""
+    return timezone.localtime(moment, timezone.get_default_timezone()).strftime("%Y-%m-%dT%H:%M")
+
+
+@register.filter
+def snooze_time(moment: datetime) -> str:
+    """When a snooze ends: the clock time if today, else weekday or date and the time."""
+    local = timezone.localtime(moment)
+    days = (local.date() - timezone.localtime().date()).days
+    clock_time = date_format(local, "H:i")
+    if days == 0:
+        return clock_time
+    if days == 1:
+        return _("tomorrow %(time)s") % {"time": clock_time}
+    if 1 < days < 7:
+        return f"{date_format(local, 'l')} {clock_time}"
+    return f"{date_format(local, 'MONTH_DAY_FORMAT')} {clock_time}"
+
+
+# The services' wording for a send whose outcome is unknown (the upstream took the call and did
+# not answer, or the worker died mid-call). A retry of such a send may deliver the letter twice.
+MAYBE_DELIVERED = (
+    "No answer from the upstream (%(error)s); the letter may have been delivered. "
+    "It turns to sent by itself if it shows up in the next sync.",
+    "The send was interrupted; the letter may have been delivered.",
+)
+
+
+def _maybe_delivered_patterns() -> list[tuple[str, str]]:
+    """(start, end) of each wording in every language: the worker fails a send in its own
+    language, whatever the reader's."""
+    patterns = set()
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            for wording in MAYBE_DELIVERED:
+                start, _sep, end = translation.gettext(wording).partition("%(error)s")
+                patterns.add((start, end))
+    return sorted(patterns)
+
+
+@register.filter
+def maybe_delivered(message: Message) -> bool:
+    """A failed reply whose reason says the letter may have gone out after all."""
+    error = message.delivery_error
+    if message.delivery != Message.Delivery.FAILED or not error:
+        return False
+    return any(
+        error.startswith(start) and error.endswith(end) and len(error) >= len(start) + len(end)
+        for start, end in _maybe_delivered_patterns()
+    )

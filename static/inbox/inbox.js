@@ -48,14 +48,26 @@
   /* --- merging live rows by id ----------------------------------------------------------
      A poll answer wraps rows in <div hx-swap-oob="beforeend:#target" data-upsert="mode">:
        append        rows already on the page are replaced where they are; new ones appended
+                     if the thread shows its newest messages (else, as replace-only)
+       own           what the user just wrote: appended, and the thread scrolled to it (a thread
+                     opened further back jumps to its newest page first)
        replace-only  rows on the page are replaced; the others are dropped
        move          rows on the page are removed first, then all inserted (session list top) */
+  function atTail() { return !document.getElementById("load-newer"); }
+
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (keepHeaderControls(event)) { return; }
     var fragment = event.detail.fragment;
     var mode = fragment && fragment.dataset ? fragment.dataset.upsert : null;
     if (!mode) { return; }
     var box = scroller();
-    var stick = box && box.contains(event.detail.target) && nearBottom(box);
+    if (mode === "own" && !atTail()) {
+      event.detail.shouldSwap = false;
+      showNewest();
+      return;
+    }
+    if (mode === "append" && !atTail()) { mode = "replace-only"; }
+    var stick = box && box.contains(event.detail.target) && (mode === "own" || nearBottom(box));
     Array.prototype.slice.call(fragment.children).forEach(function (row) {
       if (!row.id) { return; }
       var existing = document.getElementById(row.id);
@@ -81,6 +93,30 @@
   });
 
   function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 120; }
+
+  function showNewest() {
+    var thread = document.getElementById("thread");
+    if (!thread || !thread.dataset.url) { return; }
+    htmx.ajax("GET", thread.dataset.url, { target: "#thread", swap: "outerHTML" }).then(function () {
+      history.replaceState(history.state, "", thread.dataset.url);
+    });
+  }
+
+  /* The thread poll re-renders the header when the session changes (someone else resolved it, a
+     letter reopened it). While this user has a menu open or a control focused there, only the
+     title part is refreshed, so the control does not vanish under the pointer. */
+  function keepHeaderControls(event) {
+    var live = event.detail.target;
+    if (!live || !/^thread-header-/.test(live.id)) { return false; }
+    var actions = live.querySelector(".thread-actions");
+    var busy = actions && (actions.querySelector("details[open]") ||
+      (actions.contains(document.activeElement) && /^(SELECT|INPUT)$/.test(document.activeElement.tagName)));
+    var fresh = event.detail.fragment && event.detail.fragment.querySelector(".thread-title");
+    if (!busy || !fresh) { return false; }
+    live.querySelector(".thread-title").replaceWith(fresh);
+    event.detail.shouldSwap = false;
+    return true;
+  }
 
   // Fragments bring a separator before their first message's day; one per day is enough.
   function dedupeDaySeparators() {
@@ -148,6 +184,7 @@
 
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail.target && event.detail.target.id === "thread") { openThread(); }
+    prepareComposers(document);
     refresh();
   });
   document.addEventListener("htmx:oobAfterSwap", refresh);
@@ -170,6 +207,233 @@
       }
     });
   }
+
+  /* --- the composer: Enter sends, Shift+Enter breaks the line, "/" offers saved replies --- */
+  function composerOf(el) { return el && el.closest ? el.closest("[data-composer]") : null; }
+  function composerText(form) { return form.querySelector("textarea[name=text]"); }
+  function composerKind(form) {
+    var checked = form.querySelector("input[name=kind]:checked");
+    return checked ? checked.value : "reply";
+  }
+
+  function fitComposer(form) {
+    var text = composerText(form);
+    text.style.height = "auto";
+    text.style.height = text.scrollHeight + 2 + "px";
+    var max = parseInt(text.dataset[composerKind(form) === "note" ? "maxNote" : "maxReply"], 10);
+    var counter = form.querySelector(".composer-count");
+    var length = text.value.trim().length;
+    if (counter) {
+      // Quiet until the limit is near; then the count, red once over.
+      counter.textContent = length > max * 0.8 ? length + " / " + max : "";
+      counter.classList.toggle("is-over", length > max);
+    }
+  }
+
+  function setComposerMode(form) {
+    var note = composerKind(form) === "note";
+    var text = composerText(form);
+    form.classList.toggle("is-note", note);
+    text.placeholder = note ? text.dataset.placeholderNote : text.dataset.placeholderReply;
+    // An error about the other kind of message no longer applies.
+    $$(".composer-error .form-error", form).forEach(function (error) { error.remove(); });
+    text.removeAttribute("aria-invalid");
+    closeCanned(form);
+    fitComposer(form);
+    text.focus();
+  }
+
+  var cannedCache = {};
+
+  function cannedMenu(form) { return form.querySelector(".canned-menu"); }
+
+  function loadCanned(form) {
+    var url = form.dataset.cannedUrl;
+    if (!cannedCache[url]) {
+      cannedCache[url] = fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error(response.status); }
+          return response.json();
+        })
+        .then(function (data) { return data.replies; })
+        .catch(function () { delete cannedCache[url]; return []; });
+    }
+    return cannedCache[url];
+  }
+
+  // The text after a leading "/" on the first line, up to the caret; null when not in one.
+  function cannedQuery(text) {
+    var value = text.value;
+    if (value.charAt(0) !== "/" || text.selectionStart !== text.selectionEnd) { return null; }
+    var before = value.slice(1, text.selectionStart);
+    return before.indexOf("\n") >= 0 ? null : before;
+  }
+
+  function updateCanned(form) {
+    var text = composerText(form);
+    var menu = cannedMenu(form);
+    var query = cannedQuery(text);
+    if (query === null || form.dataset.cannedDismissed === text.value.split("\n")[0]) {
+      closeCanned(form);
+      return;
+    }
+    delete form.dataset.cannedDismissed;
+    if (menu.hidden) {
+      menu.hidden = false;
+      menu.textContent = menu.dataset.loading;
+      text.setAttribute("aria-expanded", "true");
+    }
+    loadCanned(form).then(function (replies) {
+      if (menu.hidden || cannedQuery(text) !== query) { return; }
+      var needle = query.toLowerCase();
+      var found = replies.filter(function (reply) {
+        return !needle || reply.title.toLowerCase().indexOf(needle) >= 0 || reply.text.toLowerCase().indexOf(needle) >= 0;
+      });
+      menu.textContent = "";
+      if (!found.length) {
+        var empty = document.createElement("p");
+        empty.className = "canned-empty";
+        empty.textContent = replies.length ? menu.dataset.empty : menu.dataset.none;
+        menu.appendChild(empty);
+        text.removeAttribute("aria-activedescendant");
+        return;
+      }
+      found.forEach(function (reply, index) {
+        var option = document.createElement("div");
+        option.className = "canned-option";
+        option.id = menu.id + "-option-" + index;
+        option.setAttribute("role", "option");
+        option.dataset.text = reply.text;
+        var title = document.createElement("span");
+        title.className = "canned-title";
+        title.textContent = reply.title;
+        var body = document.createElement("span");
+        body.className = "canned-text";
+        body.textContent = reply.text;
+        option.appendChild(title);
+        option.appendChild(body);
+        menu.appendChild(option);
+      });
+      activateCanned(form, 0);
+    });
+  }
+
+  function cannedOptions(form) { return $$(".canned-option", cannedMenu(form)); }
+
+  function activateCanned(form, index) {
+    var options = cannedOptions(form);
+    if (!options.length) { return; }
+    index = (index + options.length) % options.length;
+    options.forEach(function (option, i) { option.setAttribute("aria-selected", i === index ? "true" : "false"); });
+    options[index].scrollIntoView({ block: "nearest" });
+    composerText(form).setAttribute("aria-activedescendant", options[index].id);
+  }
+
+  function activeCanned(form) {
+    var options = cannedOptions(form);
+    for (var i = 0; i < options.length; i++) {
+      if (options[i].getAttribute("aria-selected") === "true") { return i; }
+    }
+    return -1;
+  }
+
+  function chooseCanned(form, option) {
+    var text = composerText(form);
+    // The "/query" typed so far gives way to the saved reply; anything after the caret stays.
+    text.value = option.dataset.text + text.value.slice(text.selectionStart);
+    text.selectionStart = text.selectionEnd = option.dataset.text.length;
+    closeCanned(form);
+    fitComposer(form);
+    text.focus();
+  }
+
+  function closeCanned(form) {
+    var menu = cannedMenu(form);
+    var text = composerText(form);
+    if (!menu || menu.hidden) { return; }
+    menu.hidden = true;
+    menu.textContent = "";
+    text.setAttribute("aria-expanded", "false");
+    text.removeAttribute("aria-activedescendant");
+  }
+
+  document.addEventListener("input", function (event) {
+    var form = composerOf(event.target);
+    if (!form || event.target.name !== "text") { return; }
+    fitComposer(form);
+    updateCanned(form);
+  });
+  document.addEventListener("change", function (event) {
+    var form = composerOf(event.target);
+    if (form && event.target.name === "kind") { setComposerMode(form); }
+  });
+  document.addEventListener("mousedown", function (event) {
+    var option = event.target.closest && event.target.closest(".canned-option");
+    if (option) {
+      event.preventDefault();  // keep the focus (and the caret) in the text box
+      chooseCanned(composerOf(option), option);
+    }
+  });
+  document.addEventListener("focusout", function (event) {
+    var form = composerOf(event.target);
+    if (form && event.target.name === "text") { closeCanned(form); }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var form = composerOf(event.target);
+    if (!form || event.target.name !== "text") { return; }
+    // Enter that confirms a Chinese input method's candidate is not a send.
+    if (event.isComposing || event.keyCode === 229) { return; }
+    var menu = cannedMenu(form);
+    var open = menu && !menu.hidden;
+    var handled = true;
+    if (open && event.key === "ArrowDown") {
+      activateCanned(form, activeCanned(form) + 1);
+    } else if (open && event.key === "ArrowUp") {
+      activateCanned(form, activeCanned(form) - 1);
+    } else if (open && (event.key === "Enter" || event.key === "Tab") && !event.shiftKey) {
+      var index = activeCanned(form);
+      if (index >= 0) { chooseCanned(form, cannedOptions(form)[index]); } else { closeCanned(form); }
+    } else if (open && event.key === "Escape") {
+      form.dataset.cannedDismissed = event.target.value.split("\n")[0];
+      closeCanned(form);
+    } else if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey && !event.altKey && !event.metaKey) {
+      form.requestSubmit();
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  });
+
+  function prepareComposers(root) {
+    $$("[data-composer]", root).forEach(function (form) {
+      var text = composerText(form);
+      text.setAttribute("role", "combobox");
+      text.setAttribute("aria-autocomplete", "list");
+      text.setAttribute("aria-controls", cannedMenu(form).id);
+      text.setAttribute("aria-expanded", "false");
+      fitComposer(form);
+    });
+  }
+
+  /* --- menus (<details class="menu">): one open at a time, closed by a click outside or Esc --- */
+  function closeMenus(except) {
+    $$("details.menu[open]").forEach(function (menu) { if (menu !== except) { menu.open = false; } });
+  }
+  document.addEventListener("click", function (event) {
+    closeMenus(event.target.closest ? event.target.closest("details.menu") : null);
+  });
+  document.addEventListener("keydown", function (event) {
+    var menu = event.key === "Escape" && event.target.closest && event.target.closest("details.menu[open]");
+    if (menu) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      event.stopImmediatePropagation();
+    }
+  });
 
   /* --- keyboard ------------------------------------------------------------------------- */
   function typing(target) {
@@ -212,6 +476,10 @@
 
   /* --- small things --------------------------------------------------------------------- */
   document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-submit-on-change]") && event.target.form) {
+      event.target.form.requestSubmit();
+      return;
+    }
     if (event.target.matches("select[data-autosubmit]")) {
       // Come back to the page as it is now (htmx may have moved on from the one first loaded).
       var next = event.target.form.querySelector("input[name=next]");
@@ -230,6 +498,7 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
+    prepareComposers(document);
     openThread();
     refresh();
     schedule();
