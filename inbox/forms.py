@@ -60,8 +60,7 @@ class StatusForm(forms.Form):
 
     status = forms.ChoiceField(choices=Session.Status.choices)
     snooze = forms.ChoiceField(
-        required=False,
-        choices=[("hour", "hour"), ("tomorrow", "tomorrow"), ("next_week", "next_week")],
+        required=False, choices=[(preset, preset) for preset in snooze_presets()]
     )
     until = forms.DateTimeField(required=False)
 

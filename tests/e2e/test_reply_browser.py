@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from accounts.sandbox import PEERS
+from accounts.sandbox import PEERS, png_bytes
 from inbox import services
 from inbox.models import CannedReply, Message, Session
 from inbox.sync import sync_account
@@ -107,7 +107,8 @@ def test_a_reply_goes_from_sending_to_sent_stays_single_and_a_new_letter_reopens
     expect(page.get_by_role("button", name="Resolve")).to_be_visible()
 
 
-def test_notes_and_saved_replies_from_the_composer(page, live_server, inbox, sandbox):
+def test_notes_and_canned_replies_from_the_composer(page, live_server, inbox, sandbox, settings):
+    settings.PUBLIC_BASE_URL = ""
     CannedReply.objects.create(
         title="换货流程", text="请在订单页点击「申请换货」，运费由我们承担。"
     )
@@ -123,7 +124,7 @@ def test_notes_and_saved_replies_from_the_composer(page, live_server, inbox, san
     expect(menu.locator(".canned-option")).to_have_count(3)
     text.type("换货")
     expect(menu.locator(".canned-option")).to_have_count(1)
-    snapshot(page, "composer_saved_replies")
+    snapshot(page, "composer_canned_replies")
     text.press("Enter")
     expect(menu).to_be_hidden()
     expect(text).to_have_value("请在订单页点击「申请换货」，运费由我们承担。")
@@ -135,6 +136,11 @@ def test_notes_and_saved_replies_from_the_composer(page, live_server, inbox, san
     expect(menu).to_be_hidden()
     expect(text).to_have_value("/发货")
     expect(text).to_be_focused()
+
+    # Image replies are off without PUBLIC_BASE_URL, and the button says why.
+    attach = page.locator("#thread-footer .attach-off")
+    expect(attach.locator("button")).to_be_disabled()
+    expect(attach).to_have_attribute("data-tip", re.compile("PUBLIC_BASE_URL is not set"))
 
     # A reply over the limit is refused with the limit said, and nothing is queued.
     text.fill("长" * (services.MAX_REPLY_LENGTH + 1))
@@ -189,3 +195,37 @@ def test_snooze_and_assignment_from_the_header(page, live_server, inbox):
     expect(page.locator("#session-list .session-row")).to_have_count(1)
     expect(page.locator(f"#session-{session.pk}")).to_be_visible()
     snapshot(page, "assigned_and_snoozed")
+
+
+def test_an_image_reply_from_the_attach_button(
+    page, live_server, inbox, sandbox, settings, tmp_path, held_sends
+):
+    settings.PUBLIC_BASE_URL = "https://inbox.example.com"
+    settings.MEDIA_ROOT = tmp_path
+    sign_in(page, live_server)
+    open_session(page, "Tom Zhang")
+    text = page.locator("#thread-footer textarea")
+    text.fill("草稿还在")
+    page.locator("#thread-footer input[type=file]").set_input_files(
+        files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png_bytes(64, 48, "x")}]
+    )
+    bubble = page.locator("#thread .message-out.delivery-sending .reply-image img")
+    expect(bubble).to_be_visible()
+    page.wait_for_function("document.querySelector('#thread .reply-image img').naturalWidth === 64")
+    # The text being written is left alone, and the next image gets a fresh form.
+    expect(text).to_have_value("草稿还在")
+    expect(page.locator("#thread-footer input[type=file]")).to_have_value("")
+    held_sends.deliver_all()
+    expect(page.locator("#thread .message-out .reply-image").last).to_be_visible()
+    expect(page.locator("#thread .message-out", has=page.locator(".reply-image"))).to_have_class(
+        re.compile(r"\bdelivery-sent\b"), timeout=8_000
+    )
+    [call] = sandbox.calls_to("/finder/postPrivateLetterImg")
+    assert call["body"]["imgUrl"].startswith("https://inbox.example.com/media/replies/")
+
+    # A file that is not an image is refused where the composer shows its errors.
+    page.locator("#thread-footer input[type=file]").set_input_files(
+        files=[{"name": "x.png", "mimeType": "image/png", "buffer": b"<?php echo 1; ?>"}]
+    )
+    expect(page.locator("#thread-footer .form-error")).to_contain_text("Only PNG, JPEG")
+    snapshot(page, "image_reply")
