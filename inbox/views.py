@@ -379,15 +379,19 @@ def image(request: HttpRequest, pk: int) -> HttpResponse:
 # page with the form's errors (400).
 
 
-def _composer(form: forms.ComposeForm | None = None, *, focus: bool = False) -> dict[str, Any]:
-    """The composer's state: a fresh one, or the posted one with its errors."""
+def _form_errors(form) -> list[str]:
+    return [error for errors in form.errors.values() for error in errors]
+
+
+def _composer(form, *, focus: bool = False) -> dict[str, Any]:
+    """The composer after a post: in the mode it was in, empty after a success, and with the
+    text kept and the errors said after a refusal."""
     composer = {"kind": forms.ComposeForm.REPLY, "text": "", "errors": [], "focus": focus}
-    if form is not None:
-        if form.data.get("kind") == forms.ComposeForm.NOTE:
-            composer["kind"] = forms.ComposeForm.NOTE
-        if form.errors:
-            composer["text"] = form.data.get("text", "")
-            composer["errors"] = [error for errors in form.errors.values() for error in errors]
+    if form.data.get("kind") == forms.ComposeForm.NOTE:
+        composer["kind"] = forms.ComposeForm.NOTE
+    if form.errors:
+        composer["text"] = form.data.get("text", "")
+        composer["errors"] = _form_errors(form)
     return composer
 
 
@@ -467,17 +471,16 @@ def send_image(request: HttpRequest, pk: int) -> HttpResponse:
             )
         except services.ReplyError as exc:
             form.add_error("image", str(exc))
-    errors = [error for errors in form.errors.values() for error in errors]
     if not _fragment(request):
         if message is None:
-            return _error_page(request, session, composer={**_composer(), "errors": errors})
+            return _error_page(request, session, composer=_composer(form))
         return redirect(session.get_absolute_url())
     return _written(
         request,
         session,
         "attach",
         messages=[message] if message else [],
-        composer={**_composer(), "errors": errors},
+        composer=_composer(form),
         row=message is not None,
         status=200 if message else 400,
     )
@@ -501,7 +504,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 def _workflow_answer(request: HttpRequest, session: Session, form, changed: bool) -> HttpResponse:
     """The answer to a status or assignment change: the header again (with the form's errors),
     the activity line it wrote, and the session's row."""
-    errors = [error for errors in form.errors.values() for error in errors]
+    errors = _form_errors(form)
     if not _fragment(request):
         if errors:
             return _error_page(request, session, action_errors=errors)

@@ -791,3 +791,14 @@ def test_each_write_stays_within_its_budget(
         url, data = requests[name]
         with django_assert_max_num_queries(budget):
             assert post(member_client, url, data, htmx=True).status_code == 200
+
+
+def test_an_assignee_who_left_the_account_is_still_shown_but_cannot_be_chosen_again(
+    member_client, session, member, colleague, django_assert_max_num_queries
+):
+    services.assign(session, colleague, member)
+    session.account.members.remove(colleague)
+    with django_assert_max_num_queries(10):
+        html = member_client.get(session.get_absolute_url()).content.decode()
+    assert f'<option value="{colleague.pk}" selected disabled>王五</option>' in html
+    assert post_assign(member_client, session, colleague.pk).status_code == 400

@@ -4,6 +4,7 @@ notes and saved replies, snooze and assignment."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pytest
 from django.contrib.auth.models import User
@@ -50,6 +51,15 @@ def open_session(page, nickname: str) -> Session:
     return Session.objects.get(peer_nickname=nickname)
 
 
+def next_poll(page, path: str) -> None:
+    """Wait for the next poll to `path` issued from now on (so it sees what the test has just
+    committed) and for its answer to be swapped in."""
+    with page.expect_request(lambda request: urlparse(request.url).path == path) as sent:
+        pass
+    sent.value.response()
+    page.wait_for_function("!document.querySelector('[data-poll].htmx-request')")
+
+
 def snapshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
@@ -87,7 +97,7 @@ def test_a_reply_goes_from_sending_to_sent_stays_single_and_a_new_letter_reopens
     assert result.new_messages == 0
     reply = Message.objects.get(pk=reply_id)
     assert reply.delivery == Message.Delivery.SENT and reply.raw is not None
-    page.wait_for_timeout(3_500)  # one more poll round
+    next_poll(page, f"/sessions/{session.pk}/poll/")
     expect(page.locator("#thread .message", has_text="已为您登记换货")).to_have_count(1)
 
     page.get_by_role("button", name="Resolve").click()
@@ -189,7 +199,7 @@ def test_snooze_and_assignment_from_the_header(page, live_server, inbox):
     expect(lines.nth(2)).to_contain_text("李四 assigned this conversation: 李四")
 
     # The sidebar's tabs count it: snoozed, and mine.
-    page.wait_for_timeout(3_500)
+    next_poll(page, "/poll/")
     expect(page.locator("#nav-status .nav-link", has_text="Snoozed")).to_contain_text("1")
     page.locator("#nav-views .nav-link", has_text="Mine").click()
     expect(page.locator("#session-list .session-row")).to_have_count(1)
