@@ -166,6 +166,13 @@ def test_a_non_member_gets_404_on_every_write_and_changes_nothing(
     assert not callbacks
 
 
+@pytest.mark.parametrize(
+    "url", ["/sessions/abc/compose/", "/sessions/1.5/status/", "/messages/x/retry/"]
+)
+def test_ids_that_are_not_numbers_are_404(member_client, url):
+    assert member_client.post(url, {"status": "open"}).status_code == 404
+
+
 @pytest.mark.parametrize("name", WRITES)
 def test_writes_refuse_get_with_405(member_client, session, member, sandbox, name):
     url, _ = write_requests(session, member, sandbox)[name]

@@ -51,6 +51,15 @@ def open_session(page, nickname: str) -> Session:
     return Session.objects.get(peer_nickname=nickname)
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(page):
+    """Every test here also fails on an uncaught error in the page's scripts."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield
+    assert errors == []
+
+
 def next_poll(page, path: str) -> None:
     """Wait for the next poll to `path` issued from now on (so it sees what the test has just
     committed) and for its answer to be swapped in."""
