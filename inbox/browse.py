@@ -146,7 +146,7 @@ def parse_filter_for_poll(params) -> tuple[ListView, int | None]:
     if view is None:
         raise BadCursor("unknown view")
     account = params.get("account") or None
-    if account is not None and not account.isdigit():
+    if account is not None and not is_number(account):
         raise BadCursor("bad account")
     return view, int(account) if account else None
 
@@ -154,12 +154,17 @@ def parse_filter_for_poll(params) -> tuple[ListView, int | None]:
 # --- cursors ---------------------------------------------------------------------------------
 
 
+def is_number(value: str) -> bool:
+    """Digits int() takes: str.isdigit() alone also passes "²" and other non-ASCII digits."""
+    return value.isascii() and value.isdigit()
+
+
 def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def from_micros(value: str) -> datetime:
-    if not value.isdigit() or len(value) > 18:
+    if not is_number(value) or len(value) > 18:
         raise BadCursor("bad time")
     return EPOCH + timedelta(microseconds=int(value))
 
@@ -171,7 +176,7 @@ def session_key(session: Session) -> str:
 
 def parse_session_key(value: str) -> tuple[datetime, int]:
     moment, _, pk = value.partition(".")
-    if not pk.isdigit():
+    if not is_number(pk):
         raise BadCursor("bad session cursor")
     return from_micros(moment), int(pk)
 

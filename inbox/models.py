@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
@@ -115,8 +116,6 @@ class Message(models.Model):
         SNOOZED = "snoozed", _("snoozed this conversation")
         ASSIGNED = "assigned", _("assigned this conversation")
         UNASSIGNED = "unassigned", _("unassigned this conversation")
-        REPLY_SENT = "reply_sent", _("sent a reply")
-        REPLY_FAILED = "reply_failed", _("could not send a reply")
 
     class Delivery(models.TextChoices):
         RECEIVED = "received", _("Received")  # came in through sync (either direction)
@@ -180,6 +179,9 @@ class Message(models.Model):
     )
     delivery = models.CharField(max_length=16, choices=Delivery.choices, default=Delivery.RECEIVED)
     delivery_error = models.TextField(_("delivery error"), blank=True)
+    # A failed send whose request may have reached the upstream (no answer came back): retrying
+    # it could deliver the letter twice, so the Retry button asks first.
+    maybe_delivered = models.BooleanField(default=False)
     # Set when a worker claims the reply to send it: a second claim finds it set and sends nothing.
     send_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     # One per composed reply: the form carries it, so a double submit finds the first row.
@@ -226,6 +228,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.new_msg_id or self.pk}"
+
+    @classmethod
+    def activity_line(
+        cls, session: Session, activity: str, *, author=None, target=None, at=None
+    ) -> Message:
+        """An unsaved activity line for the thread ("李四 resolved this conversation"); without
+        an author the change was automatic (a new letter, a snooze running out)."""
+        return cls(
+            account_id=session.account_id,
+            session=session,
+            kind=cls.Kind.ACTIVITY,
+            activity=activity,
+            author=author,
+            activity_user=target,
+            created_at=at or timezone.now(),
+        )
 
     @property
     def image(self) -> ImageMeta | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ MAX_REPLY_LENGTH = 1000
 # A send still "in flight" after this long belongs to a worker that died mid-call.
 STUCK_SEND_AFTER = timedelta(minutes=5)
 SEND_RETRY_DELAYS = (5, 20, 60, 180)
+MAX_NOTE_LENGTH = 10 * MAX_REPLY_LENGTH
 # Pictures from a phone are a few MB; the upstream must fetch the file within its timeout.
 MAX_IMAGE_BYTES = 5 << 20
 
@@ -56,8 +58,6 @@ def compose_reply(
     A second call with the same client token (a double click, a re-posted form) returns the
     first row and queues nothing.
     """
-    from inbox.tasks import send_reply
-
     text = text.strip()
     if not text:
         raise ReplyError(_("Write something before sending."))
@@ -66,35 +66,13 @@ def compose_reply(
             _("A reply can be at most %(limit)d characters; this one has %(length)d.")
             % {"limit": MAX_REPLY_LENGTH, "length": len(text)}
         )
-    existing = _reply_with_token(session, client_token)
-    if existing:
-        return existing
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            reply = Message.objects.create(
-                account_id=session.account_id,
-                session=session,
-                kind=Message.Kind.LETTER,
-                msg_type=Message.Type.TEXT,
-                is_sender=True,
-                from_username=session.my_username,
-                to_username=session.peer_username,
-                content=text,
-                created_at=now,
-                author=author,
-                delivery=Message.Delivery.SENDING,
-                client_token=client_token,
-            )
-            _touch_session(session, reply)
-            send_reply.delay_on_commit(reply.pk)
-    except IntegrityError:
-        # The same form raced in twice; the other request made the row and queued it.
-        existing = _reply_with_token(session, client_token)
-        if existing is None:
-            raise
-        return existing
-    return reply
+    return _create_once(
+        session,
+        client_token,
+        lambda: _queue_reply(
+            _outgoing(session, author, client_token, msg_type=Message.Type.TEXT, content=text)
+        ),
+    )
 
 
 def image_replies_enabled() -> bool:
@@ -107,8 +85,6 @@ def compose_image_reply(
 ) -> Message:
     """Store an uploaded picture under MEDIA_ROOT and queue it like a text reply. The file's
     type comes from its first bytes, never from its name or the browser's word for it."""
-    from inbox.tasks import send_reply
-
     if not image_replies_enabled():
         raise ReplyError(_("Image replies are off: PUBLIC_BASE_URL is not set."))
     if upload.size > MAX_IMAGE_BYTES:
@@ -119,28 +95,13 @@ def compose_image_reply(
     upload.seek(0)
     if extension is None:
         raise ReplyError(_("Only PNG, JPEG, GIF and WebP images can be sent."))
-    existing = _reply_with_token(session, client_token)
-    if existing:
-        return existing
-    with transaction.atomic():
-        reply = Message(
-            account_id=session.account_id,
-            session=session,
-            kind=Message.Kind.LETTER,
-            msg_type=Message.Type.IMAGE,
-            is_sender=True,
-            from_username=session.my_username,
-            to_username=session.peer_username,
-            created_at=timezone.now(),
-            author=author,
-            delivery=Message.Delivery.SENDING,
-            client_token=client_token,
-        )
+
+    def create() -> Message:
+        reply = _outgoing(session, author, client_token, msg_type=Message.Type.IMAGE)
         reply.attachment.save(f"{uuid.uuid4().hex}.{extension}", upload, save=False)
-        reply.save()
-        _touch_session(session, reply)
-        send_reply.delay_on_commit(reply.pk)
-    return reply
+        return _queue_reply(reply)
+
+    return _create_once(session, client_token, create)
 
 
 def image_type(head: bytes) -> str | None:
@@ -170,6 +131,7 @@ def retry_reply(reply: Message) -> bool:
         ).update(
             delivery=Message.Delivery.SENDING,
             delivery_error="",
+            maybe_delivered=False,
             send_started_at=None,
             updated_at=timezone.now(),
         )
@@ -215,6 +177,7 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
                     "It turns to sent by itself if it shows up in the next sync."
                 )
                 % {"error": exc},
+                maybe_delivered=True,
             )
         if attempt >= len(SEND_RETRY_DELAYS):
             return _fail(reply, str(exc))
@@ -242,20 +205,25 @@ def fail_stuck_sends(now: datetime | None = None) -> int:
     ).update(
         delivery=Message.Delivery.FAILED,
         delivery_error=_("The send was interrupted; the letter may have been delivered."),
+        maybe_delivered=True,
         updated_at=now,
     )
 
 
-def add_note(session: Session, author: AbstractBaseUser, text: str) -> Message:
-    """An internal note: shown to staff in the thread, never sent upstream."""
+def add_note(
+    session: Session, author: AbstractBaseUser, text: str, client_token: uuid.UUID
+) -> Message:
+    """An internal note: shown to staff in the thread, never sent upstream. Like a reply, one
+    note per client token."""
     text = text.strip()
     if not text:
         raise ReplyError(_("Write something before saving the note."))
-    if len(text) > 10 * MAX_REPLY_LENGTH:
+    if len(text) > MAX_NOTE_LENGTH:
         raise ReplyError(
-            _("A note can be at most %(limit)d characters.") % {"limit": 10 * MAX_REPLY_LENGTH}
+            _("A note can be at most %(limit)d characters.") % {"limit": MAX_NOTE_LENGTH}
         )
-    with transaction.atomic():
+
+    def create() -> Message:
         note = Message.objects.create(
             account_id=session.account_id,
             session=session,
@@ -263,9 +231,12 @@ def add_note(session: Session, author: AbstractBaseUser, text: str) -> Message:
             content=text,
             created_at=timezone.now(),
             author=author,
+            client_token=client_token,
         )
         _bump(session)
-    return note
+        return note
+
+    return _create_once(session, client_token, create)
 
 
 def set_status(
@@ -327,8 +298,54 @@ def mark_read(session: Session) -> None:
         session.unread_count = 0
 
 
-def _reply_with_token(session: Session, client_token: uuid.UUID) -> Message | None:
+def _create_once(
+    session: Session, client_token: uuid.UUID, create: Callable[[], Message]
+) -> Message:
+    """The message this form (its client token) made already, or the one `create` makes now in
+    a transaction. Two copies of one form racing in: the unique token lets one row win."""
+    existing = _message_with_token(session, client_token)
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            return create()
+    except IntegrityError:
+        existing = _message_with_token(session, client_token)
+        if existing is None:
+            raise
+        return existing
+
+
+def _message_with_token(session: Session, client_token: uuid.UUID) -> Message | None:
     return Message.objects.filter(session=session, client_token=client_token).first()
+
+
+def _outgoing(
+    session: Session, author: AbstractBaseUser, client_token: uuid.UUID, **fields
+) -> Message:
+    return Message(
+        account_id=session.account_id,
+        session=session,
+        kind=Message.Kind.LETTER,
+        is_sender=True,
+        from_username=session.my_username,
+        to_username=session.peer_username,
+        created_at=timezone.now(),
+        author=author,
+        delivery=Message.Delivery.SENDING,
+        client_token=client_token,
+        **fields,
+    )
+
+
+def _queue_reply(reply: Message) -> Message:
+    """Save a composed reply, make it the session's newest letter, send it after commit."""
+    from inbox.tasks import send_reply
+
+    reply.save()
+    _touch_session(session=reply.session, reply=reply)
+    send_reply.delay_on_commit(reply.pk)
+    return reply
 
 
 def _touch_session(session: Session, reply: Message) -> None:
@@ -347,21 +364,18 @@ def _bump(session: Session, extra_fields: list[str] | tuple = ()) -> None:
 def _activity(
     session: Session, actor: AbstractBaseUser, activity: str, target: AbstractBaseUser | None = None
 ) -> Message:
-    return Message.objects.create(
-        account_id=session.account_id,
-        session=session,
-        kind=Message.Kind.ACTIVITY,
-        activity=activity,
-        author=actor,
-        activity_user=target,
-        created_at=timezone.now(),
-    )
+    line = Message.activity_line(session, activity, author=actor, target=target)
+    line.save()
+    return line
 
 
-def _fail(reply: Message, reason: str) -> SendOutcome:
+def _fail(reply: Message, reason: str, *, maybe_delivered: bool = False) -> SendOutcome:
     log.warning("reply %s failed: %s", reply.pk, reason)
     Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
-        delivery=Message.Delivery.FAILED, delivery_error=reason[:1000], updated_at=timezone.now()
+        delivery=Message.Delivery.FAILED,
+        delivery_error=reason[:1000],
+        maybe_delivered=maybe_delivered,
+        updated_at=timezone.now(),
     )
     return SendOutcome(delivery=Message.Delivery.FAILED)
 
@@ -394,14 +408,27 @@ def _mark_sent(reply: Message, new_msg_id: int) -> None:
             new_msg_id=new_msg_id,
             delivery=Message.Delivery.SENT,
             delivery_error="",
+            maybe_delivered=False,
             updated_at=now,
             **upstream_fields,
         )
 
 
 def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
-    """Snoozed sessions whose time has come are open again (run by beat); returns how many.
-    One UPDATE, so a session a person reopened or re-snoozed meanwhile is left as it is."""
+    """Snoozed sessions whose time has come are open again (run by beat), each with an activity
+    line; returns how many. The rows are locked first, so one a person reopens or re-snoozes
+    meanwhile waits and is then left as it is."""
     now = now or timezone.now()
-    due = Session.objects.filter(status=Session.Status.SNOOZED, snoozed_until__lte=now)
-    return due.update(status=Session.Status.OPEN, snoozed_until=None, updated_at=now)
+    with transaction.atomic():
+        due = list(
+            Session.objects.select_for_update()
+            .filter(status=Session.Status.SNOOZED, snoozed_until__lte=now)
+            .only("pk", "account_id")
+        )
+        Session.objects.filter(pk__in=[session.pk for session in due]).update(
+            status=Session.Status.OPEN, snoozed_until=None, updated_at=now
+        )
+        Message.objects.bulk_create(
+            [Message.activity_line(session, Message.Activity.OPENED, at=now) for session in due]
+        )
+    return len(due)

@@ -315,12 +315,14 @@ def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Lett
                 setattr(reply, name, value)
             reply.delivery = Message.Delivery.SENT
             reply.delivery_error = ""
+            reply.maybe_delivered = False
             reply.updated_at = timezone.now()
             adopted.append(reply)
         else:
             really_new.append((session, letter))
     Message.objects.bulk_update(
-        adopted, [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "updated_at"]
+        adopted,
+        [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "maybe_delivered", "updated_at"],
     )
     return really_new
 
@@ -384,11 +386,12 @@ def _message_from(account: Account, session: Session, letter: Letter) -> Message
 def _update_sessions(
     sessions: dict[str, Session], new_letters: list[tuple[Session, Letter]], now
 ) -> None:
-    """Fold what is new into the sessions' preview, unread count and status, in one UPDATE."""
+    """Fold what is new into the sessions' preview, unread count and status, in one UPDATE;
+    sessions a letter reopened get an activity line saying so."""
     by_session: dict[int, list[Letter]] = defaultdict(list)
     for session, letter in new_letters:
         by_session[session.pk].append(letter)
-    changed = []
+    changed, reopened = [], []
     for session in sessions.values():
         letters = by_session.get(session.pk)
         if not letters:
@@ -412,9 +415,11 @@ def _update_sessions(
                 # A new letter from the peer needs an answer again.
                 session.status = Session.Status.OPEN
                 session.snoozed_until = None
+                reopened.append(Message.activity_line(session, Message.Activity.OPENED, at=now))
         session.updated_at = now
         changed.append(session)
     _save_sessions(changed, SESSION_AGGREGATES)
+    Message.objects.bulk_create(reopened)
 
 
 SESSION_AGGREGATES = (

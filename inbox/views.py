@@ -123,7 +123,7 @@ def _anchor(request: HttpRequest, session: Session, name: str) -> Message | None
     value = request.GET.get(name)
     if not value:
         return None
-    if not value.isdigit():
+    if not browse.is_number(value):
         raise Http404("bad message id")
     return get_object_or_404(session.messages.all(), pk=int(value))
 
@@ -363,7 +363,7 @@ def image(request: HttpRequest, pk: int) -> HttpResponse:
     if not _fragment(request):
         return redirect(f"{message.session.get_absolute_url()}?around={message.pk}")
     polls = request.GET.get("polls", "0")
-    polls = int(polls) + 1 if polls.isdigit() else IMAGE_POLLS
+    polls = int(polls) + 1 if browse.is_number(polls) else IMAGE_POLLS
     context = {
         "message": message,
         "polls": polls,
@@ -432,7 +432,9 @@ def compose(request: HttpRequest, pk: int) -> HttpResponse:
         data = form.cleaned_data
         try:
             if data["kind"] == forms.ComposeForm.NOTE:
-                message = services.add_note(session, request.user, data["text"])
+                message = services.add_note(
+                    session, request.user, data["text"], data["client_token"]
+                )
             else:
                 message = services.compose_reply(
                     session, request.user, data["text"], data["client_token"]

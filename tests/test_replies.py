@@ -99,12 +99,13 @@ def test_echo_that_arrives_before_the_answer_becomes_the_reply(session, agent, a
 
     assert services.deliver_reply(reply.pk).delivery == Message.Delivery.FAILED
     reply.refresh_from_db()
-    assert "may have been delivered" in reply.delivery_error
+    assert reply.maybe_delivered and "may have been delivered" in reply.delivery_error
 
     sync_account(account)
 
     reply.refresh_from_db()
     assert reply.delivery == Message.Delivery.SENT and reply.new_msg_id
+    assert not reply.maybe_delivered
     assert Message.objects.filter(session=session, content=reply.content).count() == 1
     assert len(sandbox.calls_to(SEND_PATH)) == 1
 
@@ -205,7 +206,7 @@ def test_empty_or_overlong_reply_is_refused_and_nothing_is_queued(
 
 
 def test_notes_never_reach_the_upstream(session, agent, sandbox, account):
-    note = services.add_note(session, agent, "客户是老顾客，可以给九折")
+    note = services.add_note(session, agent, "客户是老顾客，可以给九折", uuid.uuid4())
     sync_account(account)
 
     assert note.kind == Message.Kind.NOTE
@@ -221,6 +222,45 @@ def test_new_incoming_letter_reopens_a_resolved_session(session, agent, sandbox,
 
     session.refresh_from_db()
     assert session.status == Session.Status.OPEN
+    line = session.messages.filter(kind=Message.Kind.ACTIVITY).latest("pk")
+    assert line.activity == Message.Activity.OPENED and line.author is None
+
+
+def test_redelivered_letter_does_not_reopen_again(session, agent, sandbox, account):
+    services.set_status(session, Session.Status.RESOLVED, agent)
+    sandbox.add_letter(account.app_id, "还有一个问题", msg_session_id=EXAMPLE_SESSION)
+    sync_account(account)
+    session.refresh_from_db()
+    assert services.set_status(session, Session.Status.RESOLVED, agent)
+    sandbox.inject("redeliver", overlap=3)
+
+    sync_account(account)
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.RESOLVED
+    assert session.messages.filter(activity=Message.Activity.OPENED).count() == 1
+
+
+def test_snoozed_sessions_whose_time_has_come_reopen_with_an_activity_line(session, agent):
+    services.set_status(
+        session, Session.Status.SNOOZED, agent, snooze_until=timezone.now() + timedelta(hours=1)
+    )
+
+    assert services.reopen_due_snoozed_sessions(timezone.now()) == 0
+    assert services.reopen_due_snoozed_sessions(timezone.now() + timedelta(hours=2)) == 1
+
+    session.refresh_from_db()
+    assert session.status == Session.Status.OPEN and session.snoozed_until is None
+    line = session.messages.filter(kind=Message.Kind.ACTIVITY).latest("pk")
+    assert line.activity == Message.Activity.OPENED and line.author is None
+
+
+def test_a_reposted_note_is_kept_once(session, agent):
+    token = uuid.uuid4()
+    first = services.add_note(session, agent, "客户是老顾客", token)
+    second = services.add_note(session, agent, "客户是老顾客", token)
+    assert first.pk == second.pk
+    assert session.messages.filter(kind=Message.Kind.NOTE).count() == 1
 
 
 def test_new_incoming_letter_reopens_a_snoozed_session(session, agent, sandbox, account):
@@ -292,7 +332,7 @@ def test_a_send_interrupted_by_a_dead_worker_turns_failed(session, agent):
 
     assert services.fail_stuck_sends() == 1
     reply.refresh_from_db()
-    assert reply.delivery == Message.Delivery.FAILED
+    assert reply.delivery == Message.Delivery.FAILED and reply.maybe_delivered
 
 
 PNG = png_bytes(8, 6, "reply")

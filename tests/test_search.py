@@ -3,6 +3,8 @@ PostgreSQL the trigram indexes that keep it fast."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -59,7 +61,7 @@ def test_notes_are_searched_too(member):
     from inbox import services
 
     session = Session.objects.get(peer_username=PEERS[1].username)
-    services.add_note(session, member, "这位客户要求七天无理由退货")
+    services.add_note(session, member, "这位客户要求七天无理由退货", uuid.uuid4())
     found = search(member, "无理由")
     assert [m.kind for m in found.messages] == [Message.Kind.NOTE]
 

@@ -3,6 +3,7 @@ letters stay text."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -164,15 +165,31 @@ def test_wrong_method_is_405(member_client, name, wrong):
 
 
 @pytest.mark.parametrize(
-    "query", [{"since": "yesterday"}, {"since": "0", "top": "x.y"}, {"since": "0", "view": "zzz"}]
+    "query",
+    [
+        {"since": "yesterday"},
+        {"since": "²"},
+        {"since": "0", "top": "x.y"},
+        {"since": "0", "top": "1.²"},
+        {"since": "0", "view": "zzz"},
+        {"since": "0", "account": "²"},
+    ],
 )
 def test_polls_refuse_cursors_they_did_not_write(member_client, query):
     assert member_client.get(reverse("inbox:sessions_poll"), query).status_code == 400
 
 
-@pytest.mark.parametrize("query", [{"before": "nonsense"}, {"view": "nope"}, {"account": "999"}])
+@pytest.mark.parametrize(
+    "query", [{"before": "nonsense"}, {"view": "nope"}, {"account": "999"}, {"before": "².1"}]
+)
 def test_the_list_refuses_bad_parameters_with_404(member_client, query):
     assert member_client.get(reverse("inbox:index"), query).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["before", "after", "around"])
+def test_a_thread_refuses_an_anchor_that_is_not_a_number(member_client, name):
+    url = session_of(PEERS[1]).get_absolute_url()
+    assert member_client.get(url, {name: "²"}).status_code == 404
 
 
 def test_a_message_of_another_session_is_no_anchor(member_client):
@@ -262,7 +279,7 @@ def test_notes_and_activity_lines_have_their_own_look(member_client, synced, mem
     from inbox import services
 
     session = session_of(PEERS[1])
-    services.add_note(session, member, "客户是老顾客，可以优先处理")
+    services.add_note(session, member, "客户是老顾客，可以优先处理", uuid.uuid4())
     services.set_status(session, Session.Status.RESOLVED, member)
     html = member_client.get(session.get_absolute_url()).content.decode()
     assert 'class="note"' in html

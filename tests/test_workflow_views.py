@@ -431,7 +431,7 @@ def test_a_send_interrupted_by_a_dead_worker_also_asks_before_retrying(
 
 def test_only_replies_written_here_can_be_retried(member_client, session, member):
     letter = session.messages.filter(is_sender=False).first()
-    note = services.add_note(session, member, "备注")
+    note = services.add_note(session, member, "备注", uuid.uuid4())
     for message in (letter, note):
         url = reverse("inbox:retry", args=[message.pk])
         assert member_client.post(url, **HTMX).status_code == 400

@@ -12,8 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django import template
-from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -285,36 +284,3 @@ def snooze_time(moment: datetime) -> str:
     if 1 < days < 7:
         return f"{date_format(local, 'l')} {clock_time}"
     return f"{date_format(local, 'MONTH_DAY_FORMAT')} {clock_time}"
-
-
-# The services' wording for a send whose outcome is unknown (the upstream took the call and did
-# not answer, or the worker died mid-call). A retry of such a send may deliver the letter twice.
-MAYBE_DELIVERED = (
-    "No answer from the upstream (%(error)s); the letter may have been delivered. "
-    "It turns to sent by itself if it shows up in the next sync.",
-    "The send was interrupted; the letter may have been delivered.",
-)
-
-
-def _maybe_delivered_patterns() -> list[tuple[str, str]]:
-    """(start, end) of each wording in every language: the worker fails a send in its own
-    language, whatever the reader's."""
-    patterns = set()
-    for code, _name in settings.LANGUAGES:
-        with translation.override(code):
-            for wording in MAYBE_DELIVERED:
-                start, _sep, end = translation.gettext(wording).partition("%(error)s")
-                patterns.add((start, end))
-    return sorted(patterns)
-
-
-@register.filter
-def maybe_delivered(message: Message) -> bool:
-    """A failed reply whose reason says the letter may have gone out after all."""
-    error = message.delivery_error
-    if message.delivery != Message.Delivery.FAILED or not error:
-        return False
-    return any(
-        error.startswith(start) and error.endswith(end) and len(error) >= len(start) + len(end)
-        for start, end in _maybe_delivered_patterns()
-    )
