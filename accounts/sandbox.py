@@ -128,6 +128,47 @@ LIVE_TEXTS = [
 ]
 
 
+def letter_item(
+    *,
+    seq: int,
+    new_msg_id: int,
+    me: str,
+    peer: str,
+    is_sender: bool,
+    msg_type: int,
+    content: str,
+    create_time: int,
+    msg_session_id: str,
+    msg_source: str = "",
+) -> dict[str, Any]:
+    """One syncPrivateLetterMsg list item, shaped like the service's example."""
+    return {
+        "syncKeyType": 5,
+        "itemType": 1,
+        "content": {
+            "msg": {
+                "MsgId": seq,
+                "FromUserName": {"string": me if is_sender else peer},
+                "ToUserName": {"string": peer if is_sender else me},
+                "MsgType": msg_type,
+                "Content": {"string": content},
+                "Status": 3,
+                "ImgStatus": 2 if msg_type == 3 else 1,
+                "ImgBuf": {"iLen": 0},
+                "CreateTime": create_time,
+                "MsgSource": msg_source,
+                "NewMsgId": new_msg_id,
+                "MsgSeq": seq,
+            },
+            "msgSessionId": msg_session_id,
+            "seq": seq,
+            "extinfo": "CAIQAw==",
+            "isSender": 1 if is_sender else 0,
+        },
+        "subType": 2,
+    }
+
+
 @dataclass
 class Fault:
     kind: str
@@ -263,36 +304,22 @@ class SandboxState:
         me = me or account.finder_username
         seq = account.next_seq
         account.next_seq += 1
-        item = {
-            "syncKeyType": 5,
-            "itemType": 1,
-            "content": {
-                "msg": {
-                    "MsgId": seq,
-                    "FromUserName": {"string": me if is_sender else peer},
-                    "ToUserName": {"string": peer if is_sender else me},
-                    "MsgType": msg_type,
-                    "Content": {"string": content},
-                    "Status": 3,
-                    "ImgStatus": 2 if msg_type == 3 else 1,
-                    "ImgBuf": {"iLen": 0},
-                    "CreateTime": create_time or int(time.time()),
-                    "MsgSource": "",
-                    "NewMsgId": new_msg_id or self._new_msg_id(),
-                    "MsgSeq": seq,
-                },
-                "msgSessionId": msg_session_id
-                or (
-                    EXAMPLE_SESSION
-                    if peer == EXAMPLE_PEER and account.serves_example
-                    else session_id_for(account.app_id, peer)
-                ),
-                "seq": seq,
-                "extinfo": "CAIQAw==",
-                "isSender": 1 if is_sender else 0,
-            },
-            "subType": 2,
-        }
+        item = letter_item(
+            seq=seq,
+            new_msg_id=new_msg_id or self._new_msg_id(),
+            me=me,
+            peer=peer,
+            is_sender=is_sender,
+            msg_type=msg_type,
+            content=content,
+            create_time=create_time or int(time.time()),
+            msg_session_id=msg_session_id
+            or (
+                EXAMPLE_SESSION
+                if peer == EXAMPLE_PEER and account.serves_example
+                else session_id_for(account.app_id, peer)
+            ),
+        )
         account.letters.append(item)
         return item
 

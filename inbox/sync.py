@@ -282,7 +282,7 @@ def _insert_new_messages(
     ]
     new = _adopt_echoes(new)
     Message.objects.bulk_create(
-        [_message_from(account, session, letter) for session, letter in new]
+        [message_from_letter(account, session, letter) for session, letter in new]
     )
     return new
 
@@ -368,7 +368,8 @@ def _upstream_values(letter: Letter) -> dict:
     return {name: getattr(letter, name) for name in ("new_msg_id", *ECHO_FIELDS)}
 
 
-def _message_from(account: Account, session: Session, letter: Letter) -> Message:
+def message_from_letter(account: Account, session: Session, letter: Letter) -> Message:
+    """The unsaved Message row for an upstream letter."""
     return Message(
         account=account,
         session=session,

@@ -73,6 +73,7 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
         {
             "label": account.name if account else _("All accounts"),
             "count": account.unread if account else 0,
+            "counts_unread": True,
             "active": account == list_filter.account,
             "url": url(ListFilter(view=list_filter.view, account=account).params()),
         }

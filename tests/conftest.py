@@ -4,9 +4,11 @@ import json
 import os
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from accounts.models import Account
 from accounts.sandbox import EXAMPLE_PATH, SandboxServer, start_sandbox
+from inbox.sync import sync_account
 
 SANDBOX_APP_ID = "wx_test_app"
 SANDBOX_TOKEN = "test-token-5f1c2b9e7d"
@@ -37,6 +39,37 @@ def account(db, sandbox_server: SandboxServer, sandbox) -> Account:
         token=SANDBOX_TOKEN,
         base_url=sandbox_server.base_url,
     )
+
+
+@pytest.fixture
+def synced(account: Account) -> Account:
+    """The account with the sandbox's example page and scripted conversation synced."""
+    sync_account(account)
+    account.refresh_from_db()
+    return account
+
+
+@pytest.fixture
+def member(synced: Account):
+    """李四, a member of the synced account."""
+    user = get_user_model().objects.create_user("li.si", password="pw", first_name="李四")
+    synced.members.add(user)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    """Signed in, a member of another account only."""
+    user = get_user_model().objects.create_user("outsider", password="pw")
+    other = Account.objects.create(name="Other shop", app_id="wx_other", token="other-token")
+    other.members.add(user)
+    return user
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member)
+    return client
 
 
 @pytest.fixture(scope="session")

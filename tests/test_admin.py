@@ -29,13 +29,6 @@ def queued(monkeypatch) -> list:
     return calls
 
 
-@pytest.fixture
-def synced(account, sandbox) -> Account:
-    sync.sync_account(account)
-    account.refresh_from_db()
-    return account
-
-
 def change_url(account: Account) -> str:
     return reverse("admin:accounts_account_change", args=[account.pk])
 

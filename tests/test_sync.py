@@ -1011,12 +1011,6 @@ def test_a_whole_pass_takes_a_bounded_number_of_queries_per_page(
 # --- the thread page shows what was synced ---------------------------------------------------
 
 
-@pytest.fixture
-def synced(account, sandbox) -> Account:
-    sync_account(account)
-    return account
-
-
 def _dimension_mentions(html: str, value: int) -> int:
     return len(re.findall(rf"(?<![\w.#-]){value}(?![\w.-])", html))
 

@@ -13,39 +13,11 @@ from django.utils import timezone
 
 from accounts.models import Account
 from accounts.sandbox import PEERS, Peer
+from inbox import services
 from inbox.browse import to_micros
 from inbox.models import Message, Session
 from inbox.sync import sync_account
 from tests.conftest import SANDBOX_APP_ID
-
-
-@pytest.fixture
-def synced(account: Account) -> Account:
-    """The sandbox's example page and scripted conversation, synced."""
-    sync_account(account)
-    return account
-
-
-@pytest.fixture
-def member(synced: Account) -> User:
-    user = User.objects.create_user("member", password="pw")
-    synced.members.add(user)
-    return user
-
-
-@pytest.fixture
-def outsider(db) -> User:
-    """Signed in, a member of another account, not of the sandbox one."""
-    user = User.objects.create_user("outsider", password="pw")
-    other = Account.objects.create(name="Other shop", app_id="wx_other", token="t")
-    other.members.add(user)
-    return user
-
-
-@pytest.fixture
-def member_client(client, member):
-    client.force_login(member)
-    return client
 
 
 def session_of(nickname_peer: Peer) -> Session:
@@ -276,8 +248,6 @@ def test_messages_render_by_type(member_client, synced):
 
 
 def test_notes_and_activity_lines_have_their_own_look(member_client, synced, member):
-    from inbox import services
-
     session = session_of(PEERS[1])
     services.add_note(session, member, "客户是老顾客，可以优先处理", uuid.uuid4())
     services.set_status(session, Session.Status.RESOLVED, member)
@@ -285,7 +255,7 @@ def test_notes_and_activity_lines_have_their_own_look(member_client, synced, mem
     assert 'class="note"' in html
     assert "客户是老顾客" in html
     assert 'class="activity-line"' in html
-    assert "member resolved this conversation" in html
+    assert "李四 resolved this conversation" in html
 
 
 def test_opening_a_thread_reads_it_for_everyone(member_client, synced):

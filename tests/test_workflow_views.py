@@ -28,38 +28,10 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def synced(account: Account) -> Account:
-    sync_account(account)
-    return account
-
-
-@pytest.fixture
-def member(synced: Account) -> User:
-    user = User.objects.create_user("li.si", password="pw", first_name="李四")
-    synced.members.add(user)
-    return user
-
-
-@pytest.fixture
 def colleague(synced: Account) -> User:
     user = User.objects.create_user("wang.wu", password="pw", first_name="王五")
     synced.members.add(user)
     return user
-
-
-@pytest.fixture
-def outsider(db) -> User:
-    """Signed in, a member of another account only."""
-    user = User.objects.create_user("outsider", password="pw")
-    other = Account.objects.create(name="Other shop", app_id="wx_other", token="t")
-    other.members.add(user)
-    return user
-
-
-@pytest.fixture
-def member_client(client, member):
-    client.force_login(member)
-    return client
 
 
 @pytest.fixture

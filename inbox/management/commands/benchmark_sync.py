@@ -25,10 +25,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
-from accounts.sandbox import APP_XML, IMAGE_XML
-from inbox.models import Message, Session
+from accounts.sandbox import APP_XML, IMAGE_XML, letter_item
+from inbox.models import Session
 from inbox.payloads import SyncPage, parse_sync_page
-from inbox.sync import account_lease, store_page
+from inbox.sync import account_lease, message_from_letter, store_page
 
 TEXTS = [
     "你好，请问这款保温杯还有货吗？",
@@ -182,32 +182,7 @@ def _naive_store(account: Account, page: SyncPage) -> None:
                     "last_message_at": letter.created_at,
                 },
             )
-            Message.objects.create(
-                account=account,
-                session=session,
-                new_msg_id=letter.new_msg_id,
-                msg_id=letter.msg_id,
-                msg_seq=letter.msg_seq,
-                seq=letter.seq,
-                msg_type=letter.msg_type,
-                is_sender=letter.is_sender,
-                from_username=letter.from_username,
-                to_username=letter.to_username,
-                content=letter.content,
-                created_at=letter.created_at,
-                msg_source=letter.msg_source,
-                ext_info=letter.ext_info,
-                sub_type=letter.sub_type,
-                sync_key_type=letter.sync_key_type,
-                item_type=letter.item_type,
-                upstream_status=letter.upstream_status,
-                img_status=letter.img_status,
-                image_meta=letter.image.to_dict() if letter.image else None,
-                title=letter.title,
-                app_type=letter.app_type,
-                raw=letter.raw,
-                parse_error=letter.parse_error,
-            )
+            message_from_letter(account, session, letter).save()
 
 
 def _cursor(account: Account) -> str:
@@ -266,28 +241,15 @@ def _item(peer: str, seq: int, new_msg_id: int, rng: random.Random) -> dict[str,
     else:
         msg_type = 1
         content = rng.choice(TEXTS)
-    return {
-        "syncKeyType": 5,
-        "itemType": 1,
-        "content": {
-            "msg": {
-                "MsgId": seq,
-                "FromUserName": {"string": SHOP if is_sender else peer},
-                "ToUserName": {"string": peer if is_sender else SHOP},
-                "MsgType": msg_type,
-                "Content": {"string": content},
-                "Status": 3,
-                "ImgStatus": 2 if msg_type == 3 else 1,
-                "ImgBuf": {"iLen": 0},
-                "CreateTime": 1706084719 + seq,
-                "MsgSource": "<msgsource><bizflag>0</bizflag></msgsource>",
-                "NewMsgId": new_msg_id,
-                "MsgSeq": seq,
-            },
-            "msgSessionId": hashlib.sha256(peer.encode()).hexdigest() + "@findermsg",
-            "seq": seq,
-            "extinfo": "CAIQAw==",
-            "isSender": int(is_sender),
-        },
-        "subType": 2,
-    }
+    return letter_item(
+        seq=seq,
+        new_msg_id=new_msg_id,
+        me=SHOP,
+        peer=peer,
+        is_sender=is_sender,
+        msg_type=msg_type,
+        content=content,
+        create_time=1706084719 + seq,
+        msg_session_id=hashlib.sha256(peer.encode()).hexdigest() + "@findermsg",
+        msg_source="<msgsource><bizflag>0</bizflag></msgsource>",
+    )
