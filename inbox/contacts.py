@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from accounts.client import VideosApiError
-from accounts.models import Account
 from inbox.models import Session
+from inbox.services import my_identity
+from inbox.sync import is_channels_name
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ def fill_peer_nicknames(session_ids: Iterable[int]) -> int:
     try:
         for (account_id, peer), session in peers.items():
             account = session.account
-            me = _channels_identity(account, session)
-            if not me:
+            # contactList asks as a Channels identity (myRoleType 3), as replies are sent.
+            me = my_identity(session)
+            if not is_channels_name(me):
                 log.info("account %s: no own Channels name yet; cannot look up peers", account_id)
                 continue
             if account_id not in clients:
@@ -54,14 +56,6 @@ def fill_peer_nicknames(session_ids: Iterable[int]) -> int:
         for client in clients.values():
             client.close()
     return named
-
-
-def _channels_identity(account: Account, session: Session) -> str:
-    """contactList asks as a Channels identity (myRoleType 3): the v2_…@finder name the peer
-    wrote to, else the account's own."""
-    if session.my_username.endswith("@finder"):
-        return session.my_username
-    return account.own_username
 
 
 def _nickname_of(peer: str, entries: list[dict]) -> str:
