@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -102,13 +100,3 @@ class Account(models.Model):
         return VideosApiClient(
             base_url=self.effective_base_url, token=self.token, app_id=self.app_id
         )
-
-    @property
-    def is_paused(self) -> bool:
-        return bool(self.paused_reason)
-
-    def backoff_delay(self) -> timedelta:
-        """How long to wait after the current failure streak: doubling from the poll interval,
-        capped (jitter is added by the scheduler)."""
-        seconds = self.poll_interval * (2 ** min(self.failure_streak, 16))
-        return timedelta(seconds=min(seconds, settings.SYNC_BACKOFF_MAX_SECONDS))
