@@ -94,9 +94,10 @@ class Account(models.Model):
     def effective_base_url(self) -> str:
         return self.base_url or settings.VIDEOSAPI_BASE_URL
 
-    def client(self):
+    def client(self, **options):
+        """A VideosApi client for this account; `options` override the timeouts and retries."""
         from accounts.client import VideosApiClient
 
         return VideosApiClient(
-            base_url=self.effective_base_url, token=self.token, app_id=self.app_id
+            base_url=self.effective_base_url, token=self.token, app_id=self.app_id, **options
         )

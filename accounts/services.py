@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.client import UpstreamBadResponse, VideosApiClient
+from accounts.client import UpstreamBadResponse
 from accounts.models import Account
 
 CHANNELS_ROLE = 3  # aliasInfo roleType of the Channels identity (1 is the WeChat one)
@@ -26,14 +26,7 @@ def check_connection(account: Account) -> Profile:
 
     An operator is waiting, so this tries once with short timeouts instead of the sync client's
     patient retries."""
-    client = VideosApiClient(
-        base_url=account.effective_base_url,
-        token=account.token,
-        app_id=account.app_id,
-        read_timeout=10,
-        retries=0,
-    )
-    with client:
+    with account.client(read_timeout=10, retries=0) as client:
         data = client.get_profile()
     own_username = data.get("mainFinderUsername")
     if not isinstance(own_username, str) or not own_username:

@@ -17,7 +17,19 @@ from inbox.models import Session
 SNOOZE_MORNING_HOUR = 9
 
 
-class ComposeForm(forms.Form):
+class ClientTokenForm(forms.Form):
+    """A form that writes once: its token, new with each rendering, finds the row a double
+    submit already made."""
+
+    client_token = forms.UUIDField(
+        error_messages={
+            "required": _("This form is out of date. Reload the page and send again."),
+            "invalid": _("This form is out of date. Reload the page and send again."),
+        }
+    )
+
+
+class ComposeForm(ClientTokenForm):
     """The composer: a reply to the peer or an internal note. The text is checked by the
     service (ReplyError), so that its words and limit are said in one place."""
 
@@ -26,22 +38,10 @@ class ComposeForm(forms.Form):
 
     kind = forms.ChoiceField(choices=[(REPLY, _("Reply")), (NOTE, _("Note"))], initial=REPLY)
     text = forms.CharField(required=False, strip=False)
-    client_token = forms.UUIDField(
-        error_messages={
-            "required": _("This form is out of date. Reload the page and send again."),
-            "invalid": _("This form is out of date. Reload the page and send again."),
-        }
-    )
 
 
-class ImageReplyForm(forms.Form):
+class ImageReplyForm(ClientTokenForm):
     image = forms.FileField(error_messages={"required": _("Choose an image to send.")})
-    client_token = forms.UUIDField(
-        error_messages={
-            "required": _("This form is out of date. Reload the page and send again."),
-            "invalid": _("This form is out of date. Reload the page and send again."),
-        }
-    )
 
 
 def snooze_presets(now: datetime | None = None) -> dict[str, datetime]:
