@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ResponseError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "VideosApi-token"
 REDACTED = "[redacted]"
+# A request with less time than this before its deadline is not worth making.
+MIN_REQUEST_SECONDS = 0.5
 
 
 class VideosApiError(Exception):
@@ -46,6 +50,12 @@ class UpstreamBadResponse(VideosApiError):
     """The service answered something that is not the documented JSON envelope."""
 
 
+class UpstreamRedirected(UpstreamBadResponse):
+    """The service answered with a redirect. It is never followed: the request carries the token,
+    and a redirect (a hijacked or misconfigured base URL) would hand it to whoever it points at.
+    The message names where it points (scheme, host, path) so an operator can fix the base URL."""
+
+
 class UpstreamRejected(VideosApiError):
     """The envelope says `ret != 200`; `msg` and `data` are the service's own words."""
 
@@ -70,6 +80,12 @@ class UpstreamRejected(VideosApiError):
     def needs_operator(self) -> bool:
         return self.token_rejected or self.device_unavailable
 
+    @property
+    def outage(self) -> bool:
+        """The account's device is offline or gone: nothing an operator can fix here, and it
+        usually comes back by itself (sync probes it on a slow schedule)."""
+        return self.device_unavailable and not self.token_rejected
+
 
 class VideosApiClient:
     def __init__(
@@ -81,8 +97,13 @@ class VideosApiClient:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
         retries: int | None = None,
+        deadline: float | None = None,
     ):
+        """`deadline` (a time.monotonic() value) bounds every call's total time, retries and
+        backoff included: each request's timeouts shrink to the time left, a retry that could not
+        finish before it is not made, and a call made after it fails at once."""
         self.base_url = base_url.rstrip("/")
+        self.deadline = deadline
         self.app_id = app_id
         self._token = token
         self.timeout = (
@@ -93,8 +114,10 @@ class VideosApiClient:
         # Reads are safe to repeat (a re-sent keyBuff re-delivers the same page), so they retry
         # on timeouts and 5xx too. A send is repeated only when the request never left
         # (connection refused): after that the upstream may have delivered it.
+        bounds = {"deadline": deadline, "attempt_seconds": sum(self.timeout)}
         self._reads = self._session(
-            Retry(
+            BoundedRetry(
+                **bounds,
                 total=retries,
                 connect=retries,
                 read=retries,
@@ -107,7 +130,8 @@ class VideosApiClient:
             )
         )
         self._writes = self._session(
-            Retry(
+            BoundedRetry(
+                **bounds,
                 total=retries,
                 connect=retries,
                 read=0,
@@ -148,8 +172,8 @@ class VideosApiClient:
     def post_private_letter(
         self, *, content: str, to_username: str, my_username: str, msg_session_id: str
     ) -> int:
-        """Send a text letter; returns its newMsgId."""
-        data = self.call(
+        """Send a text letter; returns its newMsgId. See _send for what its errors mean."""
+        return self._send(
             "/finder/postPrivateLetter",
             {
                 "content": content,
@@ -157,14 +181,13 @@ class VideosApiClient:
                 "myUserName": my_username,
                 "msgSessionId": msg_session_id,
             },
-            idempotent=False,
         )
-        return self._new_msg_id(data)
 
     def post_private_letter_image(
         self, *, img_url: str, to_username: str, my_username: str, msg_session_id: str
     ) -> int:
-        data = self.call(
+        """Send an image letter (the upstream fetches `img_url`); returns its newMsgId."""
+        return self._send(
             "/finder/postPrivateLetterImg",
             {
                 "imgUrl": img_url,
@@ -172,9 +195,21 @@ class VideosApiClient:
                 "myUserName": my_username,
                 "msgSessionId": msg_session_id,
             },
-            idempotent=False,
         )
-        return self._new_msg_id(data)
+
+    def _send(self, path: str, body: dict[str, Any]) -> int:
+        """A send, which must not be repeated blindly. Two answers are clear: a newMsgId (sent)
+        and an envelope with ret != 200 (UpstreamRejected: not sent). So is a redirect, never
+        followed (UpstreamRedirected: not sent). Any other answer once the request may have
+        reached the service (an empty `data`, no newMsgId, a body that is not JSON, an error
+        page) leaves the letter perhaps delivered: it is raised as UpstreamUnavailable with
+        `reached` set, as a lost answer is."""
+        try:
+            return self._new_msg_id(self.call(path, body, idempotent=False))
+        except UpstreamRedirected:
+            raise
+        except UpstreamBadResponse as exc:
+            raise UpstreamUnavailable(str(exc), reached=True) from None
 
     def get_profile(self) -> dict[str, Any]:
         data = self.call("/finder/getProfile", {})
@@ -203,15 +238,29 @@ class VideosApiClient:
         """POST `body` (plus appId) to `path`; return the envelope's `data` when `ret == 200`."""
         url = f"{self.base_url}{path}"
         session = self._reads if idempotent else self._writes
+        timeout = self._timeout_left(path)
         try:
             response = session.post(
-                url, json={"appId": self.app_id, **body}, timeout=self.timeout, stream=True
+                url,
+                json={"appId": self.app_id, **body},
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
             )
+            if response.is_redirect:
+                response.close()
+                raise UpstreamRedirected(
+                    f"{path}: HTTP {response.status_code}, redirected to "
+                    f"{self._redact(_describe_location(url, response.headers['location']))} "
+                    "(not followed; check the account's base URL)"
+                )
             content = self._read_limited(response)
         except requests.RequestException as exc:
             raise UpstreamUnavailable(
                 self._redact(f"{path}: {type(exc).__name__}: {exc}"), reached=_reached(exc)
             ) from None
+        if 300 <= response.status_code < 400:
+            raise UpstreamRedirected(f"{path}: HTTP {response.status_code} without a location")
         if response.status_code >= 500:
             raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
         try:
@@ -234,6 +283,16 @@ class VideosApiClient:
             raise error
         return envelope.get("data")
 
+    def _timeout_left(self, path: str) -> tuple[float, float]:
+        """The (connect, read) timeouts for the next request: the configured ones, shrunk to the
+        time left before the deadline. Raises when none is left: the request is not made."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left < MIN_REQUEST_SECONDS:
+            raise UpstreamUnavailable(f"{path}: out of time for this pass", reached=False)
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
+
     def _read_limited(self, response: requests.Response) -> bytes:
         limit = settings.VIDEOSAPI_MAX_RESPONSE_BYTES
         chunks, size = [], 0
@@ -242,6 +301,10 @@ class VideosApiClient:
             if size > limit:
                 response.close()
                 raise UpstreamBadResponse(f"response is larger than {limit} bytes")
+            # The read timeout is per read: a body trickling in could otherwise outlast it.
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                response.close()
+                raise UpstreamUnavailable("the response was still arriving at the deadline")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -263,6 +326,54 @@ class VideosApiClient:
         if type(value) is not int or not 0 < value < 2**64:
             raise UpstreamBadResponse("the send was accepted but returned no newMsgId")
         return value
+
+
+class BoundedRetry(Retry):
+    """urllib3's Retry with two bounds. A Retry-After is obeyed for a few seconds at most
+    (VIDEOSAPI_MAX_RETRY_AFTER_SECONDS): urllib3 would sleep for as long as the service asks, an
+    hour if it says so, holding the worker and the account's lease. And with a deadline, a retry
+    is made only if its wait plus a whole attempt (`attempt_seconds`) still ends before it."""
+
+    def __init__(
+        self, *args: Any, deadline: float | None = None, attempt_seconds: float = 0.0, **kwargs: Any
+    ):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+        self.attempt_seconds = attempt_seconds
+
+    def new(self, **kwargs: Any) -> BoundedRetry:
+        kwargs.setdefault("deadline", self.deadline)
+        kwargs.setdefault("attempt_seconds", self.attempt_seconds)
+        return super().new(**kwargs)
+
+    def get_retry_after(self, response) -> float | None:
+        seconds = super().get_retry_after(response)
+        if seconds is None:
+            return None
+        return min(seconds, settings.VIDEOSAPI_MAX_RETRY_AFTER_SECONDS)
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, **kwargs):
+        retry = super().increment(method, url, response, error, _pool, **kwargs)
+        if self.deadline is None:
+            return retry
+        wait = retry.get_backoff_time()
+        if response is not None and self.respect_retry_after_header:
+            wait = max(wait, retry.get_retry_after(response) or 0)
+        if time.monotonic() + wait + self.attempt_seconds > self.deadline:
+            # What urllib3 raises when retries run out: the caller sees the last error, or (with
+            # raise_on_status off) gets the last response back.
+            raise MaxRetryError(_pool, url, error or ResponseError("no time left to retry"))
+        return retry
+
+
+def _describe_location(url: str, location: str) -> str:
+    """Where a redirect points, for an error message: scheme, host and path only. The query and
+    fragment can carry secrets, and so can a user:password before the host."""
+    target = urlsplit(urljoin(url, location))
+    host = target.hostname or ""
+    if target.port:
+        host = f"{host}:{target.port}"
+    return f"{target.scheme}://{host}{target.path}"
 
 
 def _reached(exc: requests.RequestException) -> bool:

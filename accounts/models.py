@@ -53,12 +53,16 @@ class Account(models.Model):
     key_buff = models.TextField(_("sync cursor"), blank=True)
 
     enabled = models.BooleanField(_("sync enabled"), default=True)
-    # Set when the upstream says retrying cannot help (token rejected, device offline); beat skips
-    # the account until an operator resumes it.
+    # Set when the upstream rejects the token; beat skips the account until an operator resumes it
+    # or changes the token.
     paused_reason = models.CharField(_("paused because"), max_length=300, blank=True)
     poll_interval = models.PositiveIntegerField(
         _("poll interval (s)"), default=settings.SYNC_DEFAULT_INTERVAL_SECONDS
     )
+    # Set while the account's device is offline or gone (微信已离线, 设备不存在): sync keeps probing
+    # it on a slow schedule and clears these on the first success. See inbox.sync.record_failure.
+    outage_since = models.DateTimeField(_("offline since"), null=True, blank=True)
+    outage_reason = models.CharField(_("offline because"), max_length=300, blank=True)
     next_sync_at = models.DateTimeField(_("next sync"), null=True, blank=True)
 
     last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)

@@ -11,7 +11,14 @@ position in that log, so an old keyBuff re-delivers what came after it, as upstr
 
 Faults are injected with `inject()` or `POST /_sandbox/faults` and apply to the next matching calls:
 http_500 / http_502, ret_500, token_expired, offline, invalid_json, slow, redeliver (the next page
-starts `overlap` letters early), drop (the call takes effect but the connection closes unanswered).
+starts `overlap` letters early), drop (the call takes effect but the connection closes unanswered),
+redirect (HTTP `status`, default 307, to `location`), retry_after (HTTP 503 with a `Retry-After:
+seconds` header), answer (`{"ret": 200, "data": <data>}` with whatever `data` is given). An
+account's device can be taken offline (`set_device(app_id, "offline")`, or "missing"): every call
+for it then answers as the service does, until it is set "online" again. The taken_* faults let
+the call take effect (a send is delivered) and then spoil its answer: taken_empty (`{"ret": 200,
+"data": {}}`), taken_not_json (HTTP 200, an HTML page), taken_http_502 (an HTML error page), and
+taken_hang (the right answer, `seconds` late: long enough to kill the caller mid-call).
 
 Control endpoints (no token): POST /_sandbox/faults {kind, times, path, seconds, overlap},
 POST /_sandbox/letters {app_id, text, msg_session_id?, peer?}, GET /_sandbox/calls,
@@ -176,6 +183,9 @@ class Fault:
     times: int = 1
     seconds: float = 2.0
     overlap: int = 3
+    status: int = 307
+    location: str = ""
+    data: Any = None
 
 
 @dataclass
@@ -189,6 +199,8 @@ class SandboxAccount:
     serves_example: bool = True
     next_seq: int = 1
     live_count: int = 0
+    # "online", "offline" (the phone logged out: 微信已离线) or "missing" (设备不存在).
+    device: str = "online"
 
 
 class SandboxState:
@@ -252,6 +264,13 @@ class SandboxState:
     def inject(self, kind: str, **options: Any) -> None:
         with self.lock:
             self.faults.append(Fault(kind=kind, **options))
+
+    def set_device(self, app_id: str, device: str) -> None:
+        """Take the account's device "offline" or "missing", or bring it back "online"."""
+        if device not in ("online", "offline", "missing"):
+            raise ValueError(f"unknown device state {device!r}")
+        with self.lock:
+            self.accounts[app_id].device = device
 
     def calls_to(self, path: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -385,19 +404,26 @@ class SandboxState:
 
     # --- the API -------------------------------------------------------------------------------
 
-    def handle(self, path: str, token: str | None, body: Any) -> tuple[int, bytes]:
-        """Answer one API call: (HTTP status, response body)."""
+    def handle(self, path: str, token: str | None, body: Any) -> tuple:
+        """Answer one API call: (HTTP status, response body), or with a third item, headers."""
         with self.lock:
             self.calls.append({"path": path, "body": body, "token_sent": token is not None})
             fault = self._take_fault(path)
         if fault and fault.kind == "slow":
             time.sleep(fault.seconds)  # outside the lock: other calls go on meanwhile
         with self.lock:
-            return self._answer(path, token, body, fault)
+            answer = self._answer(path, token, body, fault)
+        if fault and fault.kind == "taken_hang":
+            time.sleep(fault.seconds)
+        return answer
 
-    def _answer(
-        self, path: str, token: str | None, body: Any, fault: Fault | None
-    ) -> tuple[int, bytes]:
+    def _answer(self, path: str, token: str | None, body: Any, fault: Fault | None) -> tuple:
+        if fault and fault.kind == "redirect":
+            return fault.status, b"", {"Location": fault.location}
+        if fault and fault.kind == "retry_after":
+            return 503, b"busy", {"Retry-After": str(int(fault.seconds))}
+        if fault and fault.kind == "answer":
+            return _envelope(200, "操作成功", fault.data)
         if fault and fault.kind in ("http_500", "http_502"):
             return int(fault.kind[-3:]), b"<html><body>Bad Gateway</body></html>"
         if fault and fault.kind == "invalid_json":
@@ -418,6 +444,10 @@ class SandboxState:
             if all(known.token != token for known in self.accounts.values()):
                 return _envelope(500, f"HTTP HEADER: {TOKEN_HEADER}={token} 不可用或已过期")
             return _envelope(500, "操作失败", {"code": "-1", "msg": "[appId]设备不存在"})
+        if account.device == "offline":
+            return _envelope(500, "操作失败", {"code": "-1", "msg": "微信已离线"})
+        if account.device == "missing":
+            return _envelope(500, "操作失败", {"code": "-1", "msg": "[appId]设备不存在"})
 
         endpoint = path.rsplit("/", 2)
         name = "/" + "/".join(endpoint[-2:])
@@ -432,8 +462,8 @@ class SandboxState:
         if handler is None:
             return 404, b"Not Found"
         status, payload = handler(account, body, fault)
-        if fault and fault.kind == "drop":
-            return 0, b""
+        if fault and fault.kind in SPOILED_ANSWERS:
+            return SPOILED_ANSWERS[fault.kind]
         return status, payload
 
     def _take_fault(self, path: str) -> Fault | None:
@@ -576,6 +606,16 @@ def _envelope(ret: int, msg: str, data: Any = None) -> tuple[int, bytes]:
         return 200, json.dumps(envelope).encode()
 
 
+# What a caller gets instead of the answer, after the call took effect: the answer lost on the
+# way (drop: status 0 hangs up), or mangled by the service or a proxy in front of it.
+SPOILED_ANSWERS: dict[str, tuple[int, bytes]] = {
+    "drop": (0, b""),
+    "taken_empty": _envelope(200, "操作成功", {}),
+    "taken_not_json": (200, b"<html><body>upstream maintenance</body></html>"),
+    "taken_http_502": (502, b"<html><body>502 Bad Gateway</body></html>"),
+}
+
+
 def _encode_cursor(position: int) -> str:
     return base64.b64encode(f"sandbox:{position}".encode()).decode()
 
@@ -631,12 +671,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox serves many polls a minute."""
 
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if status == 0:  # the "drop" fault: hang up without an answer
             self.close_connection = True
             self.connection.shutdown(2)
             return
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -663,7 +711,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
             self._send(200, json.dumps(item, ensure_ascii=False).encode())
         else:
-            self._send(*state.handle(path, self.headers.get(TOKEN_HEADER), body))
+            status, payload, *headers = state.handle(path, self.headers.get(TOKEN_HEADER), body)
+            self._send(status, payload, headers=headers[0] if headers else None)
 
     def do_GET(self) -> None:
         state = self.server.state

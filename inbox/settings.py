@@ -257,3 +257,13 @@ CELERY_BEAT_SCHEDULE = {
 # --- Replies ---------------------------------------------------------------------------------
 # Where the upstream can fetch uploaded images from; image replies are off without it.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
+# A Retry-After longer than this is shortened to it: a worker holding an account's lease must not
+# sleep for as long as the upstream asks (an hour, if it says so).
+VIDEOSAPI_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("VIDEOSAPI_MAX_RETRY_AFTER_SECONDS", "5"))
+# A pass's whole time, requests, retries and backoff included, stays under its lease: it stops
+# paging (and queues the rest) rather than run into the time another worker may take over.
+SYNC_PASS_SECONDS = int(os.environ.get("SYNC_PASS_SECONDS", str(SYNC_LEASE_SECONDS * 3 // 4)))
+# While an account's device is offline (an outage, not a pause), how often sync probes it: from
+# the first to the second, doubling.
+SYNC_OUTAGE_PROBE_MIN_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MIN_SECONDS", "60"))
+SYNC_OUTAGE_PROBE_MAX_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MAX_SECONDS", "300"))

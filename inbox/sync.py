@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -89,15 +90,22 @@ def sync_account(
 
     Raises SyncAlreadyRunning when another pass holds the account, SyncFailed (after recording
     the error on the account) when the upstream or the database fails.
+
+    The pass ends within SYNC_PASS_SECONDS, under its lease: its client shrinks each request to
+    the time left and retries only while one fits, and it stops paging (not caught up, so the task
+    queues the rest) when a whole request no longer would.
     """
     max_pages = max_pages or settings.SYNC_MAX_PAGES_PER_PASS
     result = PassResult()
+    deadline = time.monotonic() + settings.SYNC_PASS_SECONDS
     with account_lease(account) as lease_token:
         own_client = client is None
-        client = client or account.client()
+        client = client or account.client(deadline=deadline)
         key_buff = Account.objects.values_list("key_buff", flat=True).get(pk=account.pk)
         try:
             while result.pages < max_pages:
+                if result.pages and time.monotonic() + sum(client.timeout) > deadline:
+                    break
                 page = parse_sync_page(client.sync_private_letters(key_buff))
                 if page.item_count == 0:
                     if page.key_buff and page.key_buff != key_buff:
@@ -110,7 +118,13 @@ def sync_account(
             # One line: PostgreSQL's errors carry DETAIL and CONTEXT lines, and this reason is
             # what `sync` prints and what the admin lists.
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-            record_failure(account, reason, needs_operator=getattr(exc, "needs_operator", False))
+            outage = getattr(exc, "outage", False)
+            record_failure(
+                account,
+                reason,
+                needs_operator=getattr(exc, "needs_operator", False) and not outage,
+                outage=outage,
+            )
             log.warning(
                 "sync of account %s failed after %s new message(s) in %s page(s): %s",
                 account.pk,
@@ -185,23 +199,40 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
 
 
 def record_success(account: Account) -> None:
+    """The pass went through: back to the normal poll interval, and an outage (if there was one)
+    is over."""
     now = timezone.now()
     Account.objects.filter(pk=account.pk).update(
         last_success_at=now,
         failure_streak=0,
         next_sync_at=now + timedelta(seconds=account.poll_interval),
+        outage_since=None,
+        outage_reason="",
     )
 
 
-def record_failure(account: Account, reason: str, *, needs_operator: bool = False) -> None:
+def record_failure(
+    account: Account, reason: str, *, needs_operator: bool = False, outage: bool = False
+) -> None:
     """Note the failure on the account and push its next sync out: exponential backoff with
     jitter (so many accounts failing together do not retry in lockstep), or a pause when
-    retrying cannot help."""
+    retrying cannot help (`needs_operator`: the token was rejected).
+
+    An `outage` (the device is offline or gone) is no pause: nobody would remember to resume the
+    account when the phone comes back. The account is marked down since the first such failure
+    and probed every SYNC_OUTAGE_PROBE_MIN_SECONDS, doubling up to the _MAX; the first pass that
+    succeeds ends the outage (record_success)."""
     now = timezone.now()
     # Only the lease holder writes these, so read-then-write cannot race.
-    account.refresh_from_db(fields=["failure_streak", "poll_interval"])
+    account.refresh_from_db(fields=["failure_streak", "poll_interval", "outage_since"])
     streak = account.failure_streak + 1
-    delay = min(account.poll_interval * 2 ** min(streak, 20), settings.SYNC_BACKOFF_MAX_SECONDS)
+    if outage:
+        delay = min(
+            settings.SYNC_OUTAGE_PROBE_MIN_SECONDS * 2 ** min(streak - 1, 20),
+            settings.SYNC_OUTAGE_PROBE_MAX_SECONDS,
+        )
+    else:
+        delay = min(account.poll_interval * 2 ** min(streak, 20), settings.SYNC_BACKOFF_MAX_SECONDS)
     delay *= random.uniform(0.8, 1.0)  # jitter downwards, so the cap stays a cap
     updates = {
         "last_error": reason[:2000],
@@ -211,6 +242,10 @@ def record_failure(account: Account, reason: str, *, needs_operator: bool = Fals
     }
     if needs_operator:
         updates["paused_reason"] = reason[:300]
+    if outage:
+        updates["outage_reason"] = reason[:300]
+        if account.outage_since is None:
+            updates["outage_since"] = now
     Account.objects.filter(pk=account.pk).update(**updates)
 
 

@@ -13,6 +13,7 @@ import pytest
 from accounts.client import (
     REDACTED,
     UpstreamBadResponse,
+    UpstreamRedirected,
     UpstreamRejected,
     UpstreamUnavailable,
     VideosApiClient,
@@ -381,3 +382,177 @@ def test_a_token_echoed_inside_data_is_redacted_too(sandbox_server, sandbox):
 
     assert_no_token(rejected.value, rejected.value.msg, token=token)
     assert REDACTED in rejected.value.msg
+
+
+# --- redirects are never followed (the token would go along) -------------------------------
+
+
+@pytest.fixture
+def token_catcher():
+    """Another local server, standing for whoever a redirect points at: it records every request
+    it gets and answers a valid envelope, so a client that followed a redirect would succeed."""
+    received: list[dict] = []
+
+    class Catch(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            received.append({"path": self.path, "token": self.headers.get("VideosApi-token")})
+            body = b'{"ret": 200, "msg": "ok", "data": {"list": [], "keyBuff": "x", '
+            body += b'"newMsgId": 1, "mainFinderUsername": "v2_x@finder", "fileUrl": "http://x/"}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Catch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.received = received
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+
+
+UPSTREAM_CALLS = {
+    "syncPrivateLetterMsg": lambda c: c.sync_private_letters(""),
+    "postPrivateLetter": lambda c: c.post_private_letter(
+        content="hi", to_username="v2_a@finder", my_username="v2_b@finder", msg_session_id="s"
+    ),
+    "postPrivateLetterImg": lambda c: c.post_private_letter_image(
+        img_url="http://x/a.png",
+        to_username="v2_a@finder",
+        my_username="v2_b@finder",
+        msg_session_id="s",
+    ),
+    "getProfile": lambda c: c.get_profile(),
+    "contactList": lambda c: c.contact_list(my_username="v2_b@finder", query="v2_a@finder"),
+    "downloadImage": lambda c: c.download_image(xml="<msg><img /></msg>", image_type=2),
+}
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("endpoint", list(UPSTREAM_CALLS))
+def test_a_redirect_is_not_followed_and_the_error_names_where_it_pointed(
+    client, sandbox, token_catcher, status, endpoint
+):
+    sandbox.inject(
+        "redirect",
+        path=endpoint,
+        status=status,
+        location=f"{token_catcher.url}/collect/v2?session=abc123secret#frag",
+    )
+
+    with pytest.raises(UpstreamRedirected) as redirected:
+        UPSTREAM_CALLS[endpoint](client)
+
+    assert token_catcher.received == []
+    message = str(redirected.value)
+    assert f"HTTP {status}" in message
+    assert f"{token_catcher.url}/collect/v2" in message
+    assert "abc123secret" not in message and "frag" not in message
+    assert_no_token(message)
+    assert len(sandbox.calls_to(endpoint)) == 1  # a redirect is not retried either
+
+
+def test_a_relative_redirect_is_named_with_the_upstreams_host_and_no_credentials(
+    client, sandbox, sandbox_server
+):
+    sandbox.inject("redirect", location="/elsewhere?token=abc")
+
+    with pytest.raises(UpstreamRedirected, match="redirected to http://127.0.0.1:\\d+/elsewhere "):
+        client.sync_private_letters("")
+
+    sandbox.inject("redirect", location="https://user:pw@evil.example:8443/x")
+    with pytest.raises(UpstreamRedirected) as redirected:
+        client.sync_private_letters("")
+    assert "https://evil.example:8443/x" in str(redirected.value)
+    assert "pw" not in str(redirected.value).replace("api", "")
+
+
+# --- a call's time is bounded ------------------------------------------------------------------
+
+
+def finishes_within(seconds: float, call):
+    """Run `call` in a thread; its result (or exception) if it ends within `seconds`, else fail.
+    An unbounded wait in the code under test then fails the test instead of hanging it."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["result"] = call()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    outcome["elapsed"] = time.monotonic() - started
+    return outcome
+
+
+def test_a_retry_after_of_an_hour_is_obeyed_for_a_few_seconds_at_most(
+    client, sandbox, settings, example_response
+):
+    settings.VIDEOSAPI_MAX_RETRY_AFTER_SECONDS = 0.5
+    sandbox.inject("retry_after", seconds=3600)
+
+    outcome = finishes_within(10, lambda: client.sync_private_letters(""))
+
+    assert outcome.get("result") == example_response["data"]
+    assert 0.4 <= outcome["elapsed"] < 5
+    assert len(sandbox.calls_to(SYNC)) == 2
+
+
+def test_a_hanging_upstream_is_given_up_on_at_the_deadline_retries_included(
+    sandbox_server, sandbox
+):
+    sandbox.inject("slow", seconds=5, times=10)
+    client = client_with(
+        sandbox_server, read_timeout=30, retries=3, deadline=time.monotonic() + 1.5
+    )
+
+    outcome = finishes_within(10, lambda: client.sync_private_letters(""))
+
+    assert isinstance(outcome.get("error"), UpstreamUnavailable)
+    assert outcome["elapsed"] < 2.5
+    client.close()
+
+
+def test_no_retry_is_made_that_could_not_end_before_the_deadline(sandbox_server, sandbox):
+    sandbox.inject("http_502", times=10)
+    # Each attempt may take 5 + 3 s; with 4 s left, the first 502 is the answer.
+    client = client_with(
+        sandbox_server,
+        connect_timeout=5,
+        read_timeout=3,
+        retries=3,
+        deadline=time.monotonic() + 4,
+    )
+
+    with pytest.raises(UpstreamUnavailable, match="HTTP 502"):
+        client.sync_private_letters("")
+
+    assert len(sandbox.calls_to(SYNC)) == 1
+    client.close()
+
+
+def test_a_call_after_the_deadline_is_not_made(sandbox_server, sandbox):
+    client = client_with(sandbox_server, deadline=time.monotonic() - 1)
+
+    with pytest.raises(UpstreamUnavailable, match="out of time") as late:
+        client.sync_private_letters("")
+
+    assert late.value.reached is False
+    assert sandbox.calls_to(SYNC) == []
+    client.close()

@@ -701,7 +701,8 @@ def test_a_failure_on_the_second_page_keeps_the_first_and_the_next_pass_complete
     logged = [record.getMessage() for record in caplog.records]
     for text in (account.last_error, account.paused_reason, str(failed.value), *logged):
         assert SANDBOX_TOKEN not in text
-    assert bool(account.paused_reason) == (kind in ("token_expired", "offline"))
+    assert bool(account.paused_reason) == (kind == "token_expired")
+    assert bool(account.outage_since) == (kind == "offline")  # an outage, probed, not a pause
 
     result = sync_account(account)
 

@@ -222,20 +222,72 @@ def test_backoff_is_capped(account, sandbox, queued, settings):
     assert refreshed(account).next_sync_at - before <= timedelta(seconds=30)
 
 
-@pytest.mark.parametrize(
-    "fault, words", [("token_expired", "不可用或已过期"), ("offline", "微信已离线")]
-)
-def test_a_rejected_token_or_offline_device_pauses_the_account(
-    account, sandbox, queued, fault, words
-):
-    sandbox.inject(fault)
+def test_a_rejected_token_pauses_the_account(account, sandbox, queued):
+    sandbox.inject("token_expired")
 
     tasks.sync_account(account.pk)
 
     account = refreshed(account)
-    assert words in account.paused_reason
+    assert "不可用或已过期" in account.paused_reason
     assert SANDBOX_TOKEN not in account.paused_reason + account.last_error
+    assert account.outage_since is None
     assert not Account.objects.due_for_sync(timezone.now() + timedelta(days=1)).exists()
+
+
+# --- outages: the device offline or gone --------------------------------------------------
+
+
+@pytest.mark.parametrize("device, words", [("offline", "微信已离线"), ("missing", "设备不存在")])
+def test_an_offline_or_missing_device_is_an_outage_not_a_pause(
+    account, sandbox, queued, device, words
+):
+    sandbox.set_device(SANDBOX_APP_ID, device)
+    before = timezone.now()
+
+    tasks.sync_account(account.pk)
+
+    account = refreshed(account)
+    assert account.paused_reason == ""
+    assert account.enabled
+    assert before <= account.outage_since <= timezone.now()
+    assert words in account.outage_reason
+    assert SANDBOX_TOKEN not in account.outage_reason + account.last_error
+    # Still due later, by itself: no operator needed.
+    assert Account.objects.due_for_sync(timezone.now() + timedelta(minutes=5)).exists()
+
+
+def test_an_outage_is_probed_on_a_slow_schedule_doubling_to_a_cap(
+    account, sandbox, queued, settings
+):
+    settings.SYNC_OUTAGE_PROBE_MIN_SECONDS = 60
+    settings.SYNC_OUTAGE_PROBE_MAX_SECONDS = 300
+    sandbox.set_device(SANDBOX_APP_ID, "offline")
+    delays, since = [], None
+    for _ in range(5):
+        before = timezone.now()
+        tasks.sync_account(account.pk)
+        account = refreshed(account)
+        delays.append((account.next_sync_at - before).total_seconds())
+        since = since or account.outage_since
+        assert account.outage_since == since  # the outage began at the first failure
+
+    # 60, 120, 240, 300, 300 s, less up to 20% jitter: between one and five minutes.
+    for delay, expected in zip(delays, (60, 120, 240, 300, 300), strict=True):
+        assert expected * 0.8 - 1 <= delay <= expected
+    assert len(sandbox.calls_to(SYNC)) == 5  # one request per probe, no retries
+
+
+def test_the_first_successful_probe_ends_the_outage_by_itself(account, sandbox, queued):
+    sandbox.set_device(SANDBOX_APP_ID, "offline")
+    tasks.sync_account(account.pk)
+    assert refreshed(account).outage_since is not None
+
+    sandbox.set_device(SANDBOX_APP_ID, "online")
+    tasks.sync_account(account.pk)
+
+    account = refreshed(account)
+    assert (account.outage_since, account.outage_reason, account.failure_streak) == (None, "", 0)
+    assert Message.objects.filter(account=account).count() == UPSTREAM_LETTERS
 
 
 def test_a_wrong_token_pauses_the_account(account, sandbox, queued):
