@@ -8,6 +8,11 @@ is deleted afterwards. The HTTP client is left out: this measures the engine, no
 For each page size it reports messages stored per second, queries per page, the same pages
 re-delivered (nothing may be stored twice), and a naive baseline timed in the same run: one
 Session.get_or_create and one Message.objects.create per letter, in one transaction per page.
+
+On PostgreSQL it also times the database's own limit in the same run: raw `COPY` of the very rows
+the engine stored (read back with `COPY … TO STDOUT`, so encoding is not timed) into a fresh table
+made `LIKE inbox_message INCLUDING ALL` (same columns, defaults and indexes, whatever the
+migrations have made them), one page per transaction, and prints the engine's share of that rate.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import random
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -26,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account
 from accounts.sandbox import APP_XML, IMAGE_XML, letter_item
-from inbox.models import Session
+from inbox.models import Message, Session
 from inbox.payloads import SyncPage, parse_sync_page
 from inbox.sync import account_lease, message_from_letter, store_page
 
@@ -47,6 +52,8 @@ class Measure:
     items: int = 0
     new_rows: int = 0
     queries: int = 0
+    # Raw COPY of the rows the engine stored (PostgreSQL only).
+    copy: Measure | None = field(default=None, repr=False)
 
     @property
     def rate(self) -> float:
@@ -95,14 +102,34 @@ class Command(BaseCommand):
         )
         self.stdout.write("-" * len(header))
         rng = random.Random(seed)
+        engines = []
         for size in page_sizes:
             engine, redelivery, naive = self._run(size, pages, rng)
+            engines.append((size, engine))
             self.stdout.write(
                 f"{size:>5} | {engine.rate:>8,.0f} {engine.queries:>8} | "
                 f"{redelivery.rate:>11,.0f} {redelivery.queries:>8} {redelivery.new_rows:>4} | "
                 f"{naive.rate:>7,.0f} {naive.queries:>8} | "
                 f"{engine.rate / naive.rate if naive.rate else 0:>6.1f}×"
             )
+        self._report_copy(engines)
+
+    def _report_copy(self, engines: list[tuple[int, Measure]]) -> None:
+        self.stdout.write("")
+        if connection.vendor != "postgresql":
+            self.stdout.write("Raw COPY baseline: PostgreSQL only (this database has no COPY).")
+            return
+        self.stdout.write(
+            "The database's limit: raw COPY of the same rows into a table LIKE inbox_message "
+            "INCLUDING ALL (same columns and indexes), one page per transaction."
+        )
+        header = f"{'page size':>9} | {'COPY msg/s':>10} | {'engine ÷ COPY':>13}"
+        self.stdout.write(header)
+        self.stdout.write("-" * len(header))
+        for size, engine in engines:
+            copy = engine.copy
+            share = engine.rate / copy.rate if copy and copy.rate else 0
+            self.stdout.write(f"{size:>9} | {copy.rate:>10,.0f} | {share:>12.1%}")
 
     def _run(self, size: int, pages: int, rng: random.Random) -> tuple[Measure, ...]:
         # One more page than timed: its queries are counted, separately from the timing,
@@ -114,6 +141,8 @@ class Command(BaseCommand):
             engine = _store_all(engine_account, batch)
             redelivery = _store_all(engine_account, batch)
             naive = _naive_all(naive_account, batch)
+            if connection.vendor == "postgresql":
+                engine.copy = _raw_copy(engine_account, size)
         finally:
             engine_account.delete()
             naive_account.delete()
@@ -183,6 +212,58 @@ def _naive_store(account: Account, page: SyncPage) -> None:
                 },
             )
             message_from_letter(account, session, letter).save()
+
+
+def _raw_copy(account: Account, size: int) -> Measure:
+    """COPY the rows the engine stored for `account`, `size` rows per transaction, into a new
+    table with the message table's columns and indexes; the table is dropped afterwards."""
+    table = Message._meta.db_table
+    copy_table = f"benchmark_copy_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        # Every column the database lets COPY write except the id, which the table assigns, as
+        # it does for the engine's rows. Read at run time: later migrations count too.
+        cursor.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attgenerated = '' AND attname <> 'id' ORDER BY attnum",
+            [table],
+        )
+        columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+        cursor.execute(f"CREATE TABLE {copy_table} (LIKE {table} INCLUDING ALL)")
+    try:
+        chunks = _copied_rows(table, columns, account, size)
+        measure = Measure()
+        statement = f"COPY {copy_table} ({columns}) FROM STDIN"
+        for chunk in chunks:
+            started = time.perf_counter()
+            with (
+                transaction.atomic(),
+                connection.connection.cursor() as cursor,
+                cursor.copy(statement) as copy,
+            ):
+                copy.write(chunk)
+            measure.seconds += time.perf_counter() - started
+            measure.items += chunk.count(b"\n")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {copy_table}")
+    return measure
+
+
+def _copied_rows(table: str, columns: str, account: Account, size: int) -> list[bytes]:
+    """The account's letters as COPY text, `size` rows to a chunk, encoded by the server before
+    any clock starts. COPY's text format escapes newlines inside values: rows end at b"\\n"."""
+    buffer = bytearray()
+    with connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor
+        query = (
+            f"COPY (SELECT {columns} FROM {table} WHERE account_id = {int(account.pk)} "
+            "ORDER BY id) TO STDOUT"
+        )
+        with cursor.copy(query) as copy:
+            for data in copy:
+                buffer += data
+    rows = [row + b"\n" for row in bytes(buffer).split(b"\n")[:-1]]
+    return [b"".join(rows[start : start + size]) for start in range(0, len(rows), size)]
 
 
 def _cursor(account: Account) -> str:
