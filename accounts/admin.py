@@ -2,35 +2,65 @@
 
 The token is write-only everywhere here: the form never renders it, list columns and messages
 never include it, and upstream errors are redacted by the client before they are stored or shown.
+
+Where the token goes is a superuser's decision: a staff user who is not a superuser sees only the
+accounts they are a member of, and cannot change app id, base URL, members or token (those fields
+are not in their form at all, so a forged POST cannot set them). Changing the base URL or app id
+needs the token typed again in the same save, so whoever redirects the token must already know it.
+Each such change is written to the audit trail (accounts.audit).
 """
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import services
+from accounts import audit, services
+from accounts.admin_scope import AccountScopedAdmin
 from accounts.client import VideosApiError
-from accounts.models import Account
+from accounts.models import Account, AuditEvent
 from inbox.models import Message, Session
 from inbox.tasks import sync_account
 
 # Checking a connection calls the upstream while the operator waits: a few accounts at a time.
 MAX_CONNECTION_CHECKS = 10
+# Fields that decide where the token is sent and who reads the account: superusers only.
+SUPERUSER_ONLY_FIELDS = ["app_id", "token", "base_url", "members"]
+# Changing these sends the token somewhere new: the token must be typed again with them.
+TOKEN_DESTINATION_FIELDS = ["app_id", "base_url"]
+
+
+def sends_token_in_clear(url: str) -> bool:
+    """Plain http to anything but this machine: the token crosses the network readable."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 class AccountForm(forms.ModelForm):
     """The token is write-only: the field always renders empty (no value, no mask of its length);
-    leaving it empty on an existing account keeps the stored token."""
+    leaving it empty on an existing account keeps the stored token, except when the app id or base
+    URL changes: then it must be entered again."""
 
     token = forms.CharField(
         label=_("token"),
@@ -52,13 +82,28 @@ class AccountForm(forms.ModelForm):
         model = Account
         fields = "__all__"
 
-    def clean_token(self) -> str:
-        token = self.cleaned_data["token"]
-        if token:
-            return token
-        if self.instance.pk:
-            return self.instance.token
-        raise forms.ValidationError(_("An account needs a token."))
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("token"):
+            return cleaned
+        # Not entered: keep the stored one untouched (never decrypted, never re-encrypted).
+        cleaned.pop("token", None)
+        if not self.instance.pk:
+            self.add_error("token", _("An account needs a token."))
+        elif moved := [name for name in TOKEN_DESTINATION_FIELDS if name in self.changed_data]:
+            self.add_error(
+                "token",
+                _(
+                    "Enter the token again to change the %(fields)s: the token will be sent "
+                    "there from now on."
+                )
+                % {"fields": " / ".join(str(self.fields[name].label) for name in moved)},
+            )
+        return cleaned
+
+    @property
+    def token_entered(self) -> bool:
+        return bool(self.cleaned_data.get("token"))
 
 
 class SyncStateFilter(admin.SimpleListFilter):
@@ -100,7 +145,8 @@ def _count_per_account(queryset: QuerySet) -> Coalesce:
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AccountScopedAdmin):
+    account_path = "pk"
     form = AccountForm
     list_display = [
         "name",
@@ -159,6 +205,102 @@ class AccountAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    # --- who may change what ------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A new account is a new app id, token and base URL: all superuser-only.
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        hidden = {"token", "members"}
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += SUPERUSER_ONLY_FIELDS
+        return readonly
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        if not request.user.is_superuser:
+            # A plain model form: none of AccountForm's declared fields (token, base URL), which a
+            # form would accept from a POST even when the page does not show them.
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        account = self.get_object(request, object_id)
+        if account is not None and sends_token_in_clear(account.effective_base_url):
+            extra_context = {
+                **(extra_context or {}),
+                "token_in_clear_note": _token_in_clear_message(account),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- the audit trail -----------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Account, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            audit.record(
+                request.user,
+                audit.Action.ACCOUNT_CREATED,
+                obj,
+                app_id=obj.app_id,
+                base_url=obj.base_url,
+            )
+        else:
+            if getattr(form, "token_entered", False):
+                audit.record(request.user, audit.Action.TOKEN_CHANGED, obj)
+            if "base_url" in form.changed_data:
+                audit.record(
+                    request.user,
+                    audit.Action.BASE_URL_CHANGED,
+                    obj,
+                    old=form.initial.get("base_url", ""),
+                    new=obj.base_url,
+                )
+            if "app_id" in form.changed_data:
+                audit.record(
+                    request.user,
+                    audit.Action.APP_ID_CHANGED,
+                    obj,
+                    old=form.initial.get("app_id", ""),
+                    new=obj.app_id,
+                )
+        if sends_token_in_clear(obj.effective_base_url):
+            self.message_user(request, _token_in_clear_message(obj), messages.WARNING)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        account = form.instance
+        before = set(account.members.values_list("username", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(account.members.values_list("username", flat=True))
+        if before != after:
+            audit.record(
+                request.user,
+                audit.Action.MEMBERS_CHANGED,
+                account,
+                **audit.members_change(before, after),
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Account) -> None:
+        audit.record(request.user, audit.Action.ACCOUNT_DELETED, obj, app_id=obj.app_id)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for account in queryset:
+            audit.record(request.user, audit.Action.ACCOUNT_DELETED, account, app_id=account.app_id)
+        super().delete_queryset(request, queryset)
+
+    # --- the list ------------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         queryset = super().get_queryset(request)
@@ -283,8 +425,18 @@ class AccountAdmin(admin.ModelAdmin):
             return TemplateResponse(request, "admin/accounts/account/reset_cursor.html", context)
         accounts = list(queryset)
         reset, busy = services.reset_cursor(queryset)
+        # The service leaves an account alone while a pass holds its lease.
+        now = timezone.now()
+        free = Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lt=now)
+        done = set(
+            Account.objects.filter(free, pk__in=[a.pk for a in accounts], key_buff="").values_list(
+                "pk", flat=True
+            )
+        )
         for account in accounts:
-            self.log_change(request, account, "Reset the sync cursor.")
+            if account.pk in done:
+                self.log_change(request, account, "Reset the sync cursor.")
+                audit.record(request.user, audit.Action.CURSOR_RESET, account)
         if reset:
             self.message_user(
                 request,
@@ -346,3 +498,39 @@ class AccountAdmin(admin.ModelAdmin):
                 },
                 messages.SUCCESS,
             )
+
+
+def _token_in_clear_message(account: Account) -> str:
+    return _(
+        "%(account)s sends its token over plain http to %(url)s: anyone on the network path "
+        "can read it. Use an https base URL if the upstream offers one."
+    ) % {"account": account.name, "url": account.effective_base_url}
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail: superusers read it; nobody adds, edits or deletes entries here."""
+
+    list_display = ["at", "actor_name", "action", "account_label", "details"]
+    list_filter = ["action", "at"]
+    list_select_related = ["actor", "account"]
+    search_fields = ["actor_name", "account_label", "account__app_id"]
+    date_hierarchy = "at"
+    show_full_result_count = False
+    fields = ["at", "actor", "actor_name", "action", "account", "account_label", "details"]
+    readonly_fields = fields
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

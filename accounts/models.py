@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.crypto import EncryptedTextField
+
 
 class AccountQuerySet(models.QuerySet):
     def visible_to(self, user) -> AccountQuerySet:
@@ -28,8 +30,9 @@ class Account(models.Model):
     app_id = models.CharField(
         _("app id"), max_length=100, unique=True, help_text=_("The device id VideosApi issued.")
     )
-    # Write-only: admin never renders it, logs and errors redact it (see accounts.client).
-    token = models.CharField(_("token"), max_length=255)
+    # Write-only: admin never renders it, logs and errors redact it (see accounts.client). Stored
+    # encrypted; reads as plaintext (see accounts.crypto).
+    token = EncryptedTextField(_("token"))
     base_url = models.URLField(
         _("base URL"),
         blank=True,
@@ -105,3 +108,54 @@ class Account(models.Model):
         return VideosApiClient(
             base_url=self.effective_base_url, token=self.token, app_id=self.app_id, **options
         )
+
+
+class AuditEvent(models.Model):
+    """One security-relevant change: who did what to which account, and when. Written only by
+    accounts.audit.record; never holds a secret (a token change is recorded as just that)."""
+
+    class Action(models.TextChoices):
+        ACCOUNT_CREATED = "account_created", _("Account created")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        TOKEN_CHANGED = "token_changed", _("Token changed")
+        BASE_URL_CHANGED = "base_url_changed", _("Base URL changed")
+        APP_ID_CHANGED = "app_id_changed", _("App id changed")
+        MEMBERS_CHANGED = "members_changed", _("Members changed")
+        CURSOR_RESET = "cursor_reset", _("Sync cursor reset")
+        LOCKOUT_RESET = "lockout_reset", _("Sign-in lockout reset")
+        KEY_ROTATED = "key_rotated", _("Tokens re-encrypted under a new key")
+
+    at = models.DateTimeField(_("when"), default=timezone.now, editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    # Kept as text too: the trail must still say who after the user or account is deleted.
+    actor_name = models.CharField(_("by (name)"), max_length=150, blank=True)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name=_("account"),
+    )
+    account_label = models.CharField(_("account (name)"), max_length=250, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit trail")
+        indexes = [
+            # The admin's audit trail: newest first, for all accounts or one.
+            models.Index(fields=["-at", "-id"], name="accounts_auditevent_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_action_display()}"

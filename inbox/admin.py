@@ -1,12 +1,17 @@
+"""Conversation admin. Every list here is scoped to the accounts a staff user is a member of
+(superusers see all): see accounts.admin_scope."""
+
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin
 from django.db import models
+from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from accounts.admin_scope import AccountScopedAdmin, VisibleAccountFilter
 from inbox.models import CannedReply, Message, QuarantinedItem, Session
 
 
@@ -15,7 +20,7 @@ def _pretty_json(value) -> str:
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(AccountScopedAdmin):
     list_display = [
         "display_name",
         "account",
@@ -24,7 +29,7 @@ class SessionAdmin(admin.ModelAdmin):
         "last_message_at",
         "unread_count",
     ]
-    list_filter = ["status", "account"]
+    list_filter = ["status", ("account", VisibleAccountFilter)]
     list_select_related = ["account", "assignee"]
     search_fields = ["=msg_session_id", "peer_username", "peer_nickname"]
     raw_id_fields = ["account", "assignee"]
@@ -33,7 +38,7 @@ class SessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AccountScopedAdmin):
     list_display = [
         "created_at",
         "account",
@@ -45,7 +50,7 @@ class MessageAdmin(admin.ModelAdmin):
         "delivery",
         "has_parse_error",
     ]
-    list_filter = ["kind", "msg_type", "is_sender", "delivery", "account"]
+    list_filter = ["kind", "msg_type", "is_sender", "delivery", ("account", VisibleAccountFilter)]
     list_select_related = ["account", "session"]
     search_fields = ["=new_msg_id", "=session__msg_session_id", "from_username"]
     raw_id_fields = ["account", "session", "author", "activity_user"]
@@ -70,9 +75,9 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuarantinedItem)
-class QuarantinedItemAdmin(admin.ModelAdmin):
+class QuarantinedItemAdmin(AccountScopedAdmin):
     list_display = ["stored_at", "account", "error"]
-    list_filter = ["account"]
+    list_filter = [("account", VisibleAccountFilter)]
     list_select_related = ["account"]
     exclude = ["raw"]
     readonly_fields = ["account", "fingerprint", "error", "raw_json", "stored_at"]
@@ -84,14 +89,42 @@ class QuarantinedItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(CannedReply)
-class CannedReplyAdmin(admin.ModelAdmin):
-    """Saved answers staff insert with `/` in the composer; without an account, for every one."""
+class CannedReplyAdmin(AccountScopedAdmin):
+    """Saved answers staff insert with `/` in the composer; without an account, for every one.
+    Those shared ones every staff user may read, but only a superuser may write."""
+
+    accountless_rows_are_shared = True
 
     list_display = ["title", "account", "short_text"]
-    list_filter = ["account"]
+    list_filter = [("account", VisibleAccountFilter)]
     list_select_related = ["account"]
     search_fields = ["title", "text"]
 
     @admin.display(description=_("text"))
     def short_text(self, reply: CannedReply) -> str:
         return reply.text[:80]
+
+    def has_change_permission(self, request: HttpRequest, obj: CannedReply | None = None) -> bool:
+        if obj is not None and obj.account_id is None and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: CannedReply | None = None) -> bool:
+        if obj is not None and obj.account_id is None and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        # The bulk "delete selected" action asks here, not has_delete_permission(obj).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if not request.user.is_superuser and any(reply.account_id is None for reply in objs):
+            perms_needed = {*perms_needed, _("canned replies shared by all accounts")}
+        return deleted, counts, perms_needed, protected
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "account" and not request.user.is_superuser:
+            # One of their own accounts: "no account" (shared by all) is a superuser's to write.
+            formfield.required = True
+            formfield.empty_label = None
+        return formfield

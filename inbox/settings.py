@@ -158,6 +158,12 @@ LOGGING = {
     },
 }
 
+# --- Secrets at rest ---------------------------------------------------------------------------
+# Fernet keys that encrypt account tokens in the database, comma-separated, newest first (older
+# ones only decrypt, for rotation; see accounts.crypto). Required in production (`check --deploy`
+# says so); without it, development uses a key generated into FINDER_DATA_DIR.
+FINDER_ENCRYPTION_KEYS = env_list("FINDER_ENCRYPTION_KEY", "")
+
 # --- VideosApi (the upstream) ---------------------------------------------------------------
 VIDEOSAPI_BASE_URL = os.environ.get("VIDEOSAPI_BASE_URL", "http://api.videostui.com/finder/v2/api")
 VIDEOSAPI_CONNECT_TIMEOUT = float(os.environ.get("VIDEOSAPI_CONNECT_TIMEOUT", "5"))

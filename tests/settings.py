@@ -1,6 +1,14 @@
 """Test settings: the app's own, made fast and deterministic."""
 
-from inbox.settings import *  # noqa: F403
+import os
+
+from cryptography.fernet import Fernet
+
+# A fresh key per run, in the environment so that the processes tests start (manage.py, worker,
+# demo) decrypt what the test process encrypted.
+os.environ.setdefault("FINDER_ENCRYPTION_KEY", Fernet.generate_key().decode())
+
+from inbox.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
