@@ -4,6 +4,7 @@ machine with nothing else installed (an SQLite file and a broker kept in a folde
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "csp",
+    "axes",
     "accounts",
     "inbox",
 ]
@@ -55,14 +58,20 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before anything reads the body (CSRF reads the form), after the language is known.
+    "inbox.middleware.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "inbox.middleware.IdleSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "inbox.urls"
@@ -138,13 +147,92 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
+# --- Web security ----------------------------------------------------------------------------
+# DJANGO_HTTPS=1 when the site is served over HTTPS (by itself or by a TLS proxy): plain HTTP
+# redirects to HTTPS, browsers are told to stay on HTTPS (HSTS), and the session and CSRF cookies
+# travel only over TLS. DJANGO_SECURE_COOKIES=1 is its old name and still works.
+_SECURE_COOKIES_ALIAS = env_bool("DJANGO_SECURE_COOKIES", False)
+HTTPS = env_bool("DJANGO_HTTPS", _SECURE_COOKIES_ALIAS)
+# DJANGO_BEHIND_PROXY=1 when a reverse proxy you run terminates TLS and sets X-Forwarded-Proto and
+# X-Forwarded-For, overwriting whatever the client sent. Off, both headers are ignored: anyone
+# could otherwise claim HTTPS, or a fresh address for every guess at a password.
+# DJANGO_PROXY_COUNT is how many such proxies append to X-Forwarded-For.
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+PROXY_COUNT = int(os.environ.get("DJANGO_PROXY_COUNT", "1"))
+# The old settings trusted X-Forwarded-Proto whenever DEBUG was off; a deployment still on the
+# old switch keeps that, or its TLS proxy would now see endless redirects to HTTPS.
+if BEHIND_PROXY or (_SECURE_COOKIES_ALIAS and not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancers check health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading binds the whole registered domain, in browsers' built-in lists, for months: the
+# domain's owner decides, not this app. Each choice made here is one `check --deploy` need not
+# repeat as a warning.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
+
+# A signed-in session ends after this long without the user doing anything; background polls
+# do not count as doing something (inbox.middleware.IdleSessionMiddleware).
+SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_IDLE_SECONDS", str(8 * 3600)))
+
+# Content-Security-Policy (django-csp): scripts and styles only from our own static files, never
+# inline, so an injected tag or attribute cannot run. Pictures in letters come from the
+# upstream's file hosts, which it does not name, over http or https: DJANGO_CSP_IMG_SRC narrows
+# them (e.g. `https://files.example.com`).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", *env_list("DJANGO_CSP_IMG_SRC", "https:,http:")],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# Request bodies: the largest thing anyone posts is an image reply (inbox.services
+# MAX_IMAGE_BYTES, 5 MB) with its form. Anything bigger is refused by its Content-Length before
+# a byte of it is read (inbox.middleware.RequestBodyLimitMiddleware); what is accepted stays in
+# memory instead of a temporary file.
+MAX_REQUEST_BODY_BYTES = int(os.environ.get("DJANGO_MAX_REQUEST_BODY_BYTES", str(6 << 20)))
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1 << 20
+
+# --- Sign-in throttling (django-axes) --------------------------------------------------------
+# After LOGIN_FAILURE_LIMIT failed sign-ins for one user name, or from one address, both the
+# inbox's and admin's sign-in refuse that user name, or that address, for LOGIN_LOCKOUT_MINUTES
+# (every further try restarts the wait). Either alone locks: a password guesser spreading over
+# many addresses is stopped by the user name, one trying many user names by the address.
+# `manage.py reset_lockouts` lifts a lockout early; admin lists them under Axes.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "inbox.lockouts.lockout_response"
+# Failures count until the cool-off passes, not until the next success: one valid login of
+# their own must not let an insider wipe their failed guesses at a colleague's password.
+AXES_RESET_ON_SUCCESS = False
+# The client's address: the connection's own, or behind DJANGO_BEHIND_PROXY the one our proxies
+# wrote into X-Forwarded-For (see inbox.middleware.client_address).
+AXES_CLIENT_IP_CALLABLE = "inbox.middleware.client_address"
 
 LOGGING = {
     "version": 1,

@@ -226,7 +226,7 @@ def test_messages_render_by_type(member_client, synced):
     }
     assert "160×120" in html_by_peer["王小明"]  # the image card's dimensions
     assert "Load image" in html_by_peer["王小明"]
-    assert "aspect-ratio: 160 / 120" in html_by_peer["王小明"]
+    assert 'data-aspect-ratio="160 / 120"' in html_by_peer["王小明"]
     assert "shared a Channels video" in html_by_peer["Lily 🌸"]
     assert "Spring collection 春季新品" in html_by_peer["Lily 🌸"]
     assert "[Voice]" in html_by_peer["陈阿姨的花店"]

@@ -419,6 +419,21 @@
     });
   }
 
+  /* An upload the server refused by its size (413, answered before the body was read): htmx
+     swaps nothing for it, so its plain-text reason goes where the composer's errors go. */
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var footer = event.detail.elt.closest && event.detail.elt.closest("#thread-footer");
+    var box = footer && footer.querySelector(".composer-error");
+    if (!xhr || xhr.status !== 413 || !box) { return; }
+    var error = document.createElement("p");
+    error.className = "form-error";
+    error.textContent = xhr.responseText;
+    box.replaceChildren(error);
+    // The same file chosen again must fire "change" again.
+    $$("input[type=file]", footer).forEach(function (input) { input.value = ""; });
+  });
+
   /* --- menus (<details class="menu">): one open at a time, closed by a click outside or Esc --- */
   function closeMenus(except) {
     $$("details.menu[open]").forEach(function (menu) { if (menu !== except) { menu.open = false; } });
