@@ -39,16 +39,14 @@ def run(*args: str) -> tuple[str, str]:
 def second_account(db, sandbox_server, sandbox) -> Account:
     """A second shop, named to sort after the first, made the way an operator makes one."""
     sandbox.add_account(SECOND_APP_ID, SECOND_TOKEN, example=False)
-    run(
-        "add_account",
+    add_account(
         "--name",
         "Zhang's second shop",
         "--app-id",
         SECOND_APP_ID,
-        "--token",
-        SECOND_TOKEN,
         "--base-url",
         sandbox_server.base_url,
+        stdin=StringIO(SECOND_TOKEN),
     )
     return Account.objects.get(app_id=SECOND_APP_ID)
 
@@ -60,20 +58,38 @@ def upstream_total(sandbox) -> int:
 # --- add_account -----------------------------------------------------------------------------
 
 
-def test_add_account_creates_then_updates_and_never_prints_the_token(db, django_user_model):
+class TerminalStdin(StringIO):
+    """stdin as an interactive shell has it: a terminal, with nothing piped in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def add_account(*args: str, stdin: StringIO | None = None) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("add_account", *args, stdin=stdin or TerminalStdin(), stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_add_account_creates_then_updates_and_never_prints_the_token(
+    db, django_user_model, monkeypatch
+):
     django_user_model.objects.create_user("agent")
 
-    created, _ = run(
-        "add_account", "--name", "Shop", "--app-id", " wx_new ", "--token", "first-token-1234"
+    created, created_errors = add_account(
+        "--name",
+        "Shop",
+        "--app-id",
+        " wx_new ",
+        "--token-stdin",
+        stdin=StringIO("first-token-1234\n"),
     )
-    updated, errors = run(
-        "add_account",
+    monkeypatch.setenv("VIDEOSAPI_TOKEN", "second-token-5678")
+    updated, updated_errors = add_account(
         "--name",
         "Shop renamed",
         "--app-id",
         "wx_new",
-        "--token",
-        "second-token-5678",
         "--base-url",
         "http://videosapi.example/finder/v2/api",
         "--member",
@@ -90,23 +106,103 @@ def test_add_account_creates_then_updates_and_never_prints_the_token(db, django_
     )
     assert account.base_url == "http://videosapi.example/finder/v2/api"
     assert list(account.members.values_list("username", flat=True)) == ["agent"]
-    for output in (created, updated, errors):
+    for output in (created, created_errors, updated, updated_errors):
         assert "first-token-1234" not in output
         assert "second-token-5678" not in output
 
 
-def test_add_account_refuses_an_empty_token(db):
-    with pytest.raises(CommandError, match="--token must not be empty"):
-        run("add_account", "--name", "Shop", "--app-id", "wx_new", "--token", "  ")
+def test_add_account_reads_a_piped_token_without_a_flag(db):
+    out, err = add_account("--name", "Shop", "--app-id", "wx_new", stdin=StringIO("piped-9f8e\n"))
+
+    assert Account.objects.get().token == "piped-9f8e"
+    assert (out, err) == ("Created account Shop (wx_new)\n", "")
+
+
+def test_add_account_with_token_on_the_command_line_works_but_warns(db):
+    out, err = add_account("--name", "Shop", "--app-id", "wx_new", "--token", "argv-token-5e1d")
+
+    assert Account.objects.get().token == "argv-token-5e1d"
+    assert "--token is visible to other users in `ps`" in err
+    assert "--token-stdin" in err and "VIDEOSAPI_TOKEN" in err
+    assert "argv-token-5e1d" not in out + err
+
+
+def test_add_account_at_a_terminal_without_a_token_says_where_to_give_it(db, monkeypatch):
+    monkeypatch.delenv("VIDEOSAPI_TOKEN", raising=False)
+    with pytest.raises(CommandError, match="give the token on stdin .--token-stdin. or in"):
+        add_account("--name", "Shop", "--app-id", "wx_new")
+
+    assert not Account.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "args, stdin",
+    [(["--token", "  "], None), (["--token-stdin"], StringIO("\n")), ([], StringIO(""))],
+    ids=["flag", "token-stdin", "piped"],
+)
+def test_add_account_refuses_an_empty_token(db, args, stdin):
+    with pytest.raises(CommandError, match="the token from .* is empty"):
+        add_account("--name", "Shop", "--app-id", "wx_new", *args, stdin=stdin)
+
+    assert not Account.objects.exists()
+
+
+def test_add_account_refuses_a_token_of_several_lines(db):
+    with pytest.raises(CommandError, match="must be one line"):
+        add_account("--name", "S", "--app-id", "wx", stdin=StringIO("one\ntwo\n"))
 
     assert not Account.objects.exists()
 
 
 def test_add_account_refuses_an_unknown_member(db):
     with pytest.raises(CommandError, match="no such user: ghost"):
-        run("add_account", "--name", "S", "--app-id", "wx", "--token", "t", "--member", "ghost")
+        add_account("--name", "S", "--app-id", "wx", "--member", "ghost", stdin=StringIO("t"))
 
     assert not Account.objects.exists()
+
+
+def test_manage_py_add_account_takes_the_token_from_a_pipe_and_keeps_it_out_of_argv(
+    tmp_path: Path,
+):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "inbox.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "FINDER_DATA_DIR": str(tmp_path),
+    }
+    env.pop("VIDEOSAPI_TOKEN", None)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=settings.BASE_DIR, env=env, check=True)
+    command = [*manage, "add_account", "--name", "Shop", "--app-id", "wx_piped"]
+
+    added = subprocess.run(
+        command,
+        cwd=settings.BASE_DIR,
+        env=env,
+        input="piped-token-0c4f\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert (added.returncode, added.stdout) == (0, "Created account Shop (wx_piped)\n")
+    assert "Warning" not in added.stderr
+    assert "piped-token-0c4f" not in " ".join(command) + added.stderr
+    shown = subprocess.run(
+        [
+            *manage,
+            "shell",
+            "-c",
+            "from accounts.models import Account; "
+            "print(Account.objects.get(app_id='wx_piped').token == 'piped-token-0c4f')",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.stdout.splitlines()[-1] == "True"
 
 
 # --- sync ------------------------------------------------------------------------------------

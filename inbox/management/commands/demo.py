@@ -26,7 +26,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import Truncator
 
-from accounts import services
+from accounts import crypto, services
 from accounts.client import VideosApiError
 from accounts.models import Account
 from accounts.sandbox import DEMO_APP_ID, DEMO_TOKEN, PEERS, SandboxServer, start_sandbox
@@ -147,7 +147,8 @@ class Command(BaseCommand):
             "add_account",
             name="Sandbox shop",
             app_id=DEMO_APP_ID,
-            token=DEMO_TOKEN,
+            token_stdin=True,
+            stdin=io.StringIO(DEMO_TOKEN),
             base_url=sandbox.base_url,
             member=[AGENT_USERNAME],
             stdout=io.StringIO(),
@@ -173,7 +174,15 @@ class Command(BaseCommand):
 
     def _start_children(self, options) -> list[Child]:
         python = sys.executable
-        env = {**os.environ, "FINDER_DATA_DIR": str(settings.DATA_DIR), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "FINDER_DATA_DIR": str(settings.DATA_DIR),
+            # The keys this process encrypted the token with: FINDER_ENCRYPTION_KEY's, or the key
+            # generated into the data folder on the first start (kept there, so a restarted demo
+            # still decrypts what the last one stored).
+            "FINDER_ENCRYPTION_KEY": ",".join(crypto.configured_keys()),
+            "PYTHONUNBUFFERED": "1",
+        }
         commands = []
         if not options["no_web"]:
             # runserver serves static files only with DEBUG on; the demo is local.
