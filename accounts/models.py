@@ -97,6 +97,32 @@ class Account(models.Model):
         # Never the token.
         return f"<Account pk={self.pk} app_id={self.app_id!r}>"
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        account = super().from_db(db, field_names, values)
+        # The token as loaded, so save() can tell that it was replaced (absent when deferred).
+        account._loaded_token = account.__dict__.get("token")
+        return account
+
+    def save(self, *args, **kwargs) -> None:
+        """A pause for a rejected token ends when the token is replaced, however that is done
+        (admin, add_account): the new token is tried at the next beat."""
+        loaded = getattr(self, "_loaded_token", None)
+        # The stored form, not self.token: comparing needs no decryption (see accounts.crypto).
+        if self.paused_reason and loaded is not None and self.__dict__.get("token") != loaded:
+            self.paused_reason = ""
+            self.failure_streak = 0
+            self.next_sync_at = None
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {
+                    *kwargs["update_fields"],
+                    "paused_reason",
+                    "failure_streak",
+                    "next_sync_at",
+                }
+        super().save(*args, **kwargs)
+        self._loaded_token = self.__dict__.get("token")
+
     @property
     def effective_base_url(self) -> str:
         return self.base_url or settings.VIDEOSAPI_BASE_URL

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.client import UpstreamBadResponse
 from accounts.models import Account
+from inbox.payloads import clean_text
 
 CHANNELS_ROLE = 3  # aliasInfo roleType of the Channels identity (1 is the WeChat one)
 
@@ -42,11 +43,19 @@ def check_connection(account: Account) -> Profile:
         ),
         "",
     )
-    profile = Profile(own_username=own_username[:200], nickname=nickname[:200])
+    # Cleaned as sync cleans every string it stores: a NUL would make PostgreSQL refuse the row.
+    profile = Profile(
+        own_username=clean_text(own_username)[: _length("own_username")],
+        nickname=clean_text(nickname).strip()[: _length("nickname")],
+    )
     Account.objects.filter(pk=account.pk).update(
         own_username=profile.own_username, nickname=profile.nickname
     )
     return profile
+
+
+def _length(field: str) -> int:
+    return Account._meta.get_field(field).max_length
 
 
 def pause(accounts) -> int:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.client import VideosApiError
 from inbox.models import Session
+from inbox.payloads import clean_text
 from inbox.services import my_identity
 from inbox.sync import is_channels_name
 
@@ -62,5 +63,6 @@ def _nickname_of(peer: str, entries: list[dict]) -> str:
     for entry in entries:
         nickname = entry.get("nickname")
         if entry.get("username") == peer and isinstance(nickname, str):
-            return nickname.strip()[:NICKNAME_LENGTH]
+            # As sync cleans every string it stores: a NUL would make PostgreSQL refuse the row.
+            return clean_text(nickname).strip()[:NICKNAME_LENGTH]
     return ""

@@ -1,6 +1,7 @@
 """/healthz: whether this deployment can do its job, for load balancers and monitors.
 
-Reports booleans and one age, never a host, URL or error text (they can carry credentials)."""
+Reports booleans, one age and the accounts that are down by id and name, never a host, URL or
+error text (they can carry credentials)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ BROKER_TIMEOUT_SECONDS = 2
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the broker answer, else 503. `last_sync_age_seconds` is how long
     ago any account last synced successfully (null before the first): a monitor should alert when
-    it grows far past the poll interval, which means no worker or no beat is running."""
+    it grows far past the poll interval, which means no worker or no beat is running.
+
+    `accounts_down` lists the accounts whose device is offline or gone ({id, name}, oldest outage
+    first; null when the database is down). They do not make the answer 503: the deployment is
+    fine, a phone is not, and a load balancer must not take the web tier out for it."""
     database = _database_ok()
     broker = _broker_ok()
     body = {
@@ -34,6 +39,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "database": database,
         "broker": broker,
         "last_sync_age_seconds": _last_sync_age() if database else None,
+        "accounts_down": _accounts_down() if database else None,
     }
     return JsonResponse(body, status=200 if database and broker else 503)
 
@@ -57,6 +63,15 @@ def _broker_ok() -> bool:
         log.warning("healthz: broker check failed", exc_info=True)
         return False
     return True
+
+
+def _accounts_down() -> list[dict]:
+    return [
+        {"id": pk, "name": name}
+        for pk, name in Account.objects.filter(outage_since__isnull=False)
+        .order_by("outage_since", "pk")
+        .values_list("pk", "name")
+    ]
 
 
 def _last_sync_age() -> int | None:

@@ -237,6 +237,9 @@ class Message(models.Model):
         an author the change was automatic (a new letter, a snooze running out)."""
         return cls(
             account_id=session.account_id,
+    # When a download of the picture was queued: one at a time per letter, however often "Load
+    # image" is clicked; the claim expires on its own if its task is lost (inbox.images).
+    image_fetch_started_at = models.DateTimeField(null=True, blank=True)
             session=session,
             kind=cls.Kind.ACTIVITY,
             activity=activity,

@@ -303,10 +303,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 
 # Sync passes get their own queue so a backlog of them never delays a reply a person is waiting
-# for (replies and beat's small tasks use the default queue). A worker started without -Q
-# consumes both; production can give each its own workers.
+# for (replies and beat's small tasks use the default queue), and so do picture downloads, so a
+# hanging upstream or a row of "Load image" clicks cannot hold up replies either. A worker started
+# without -Q consumes all three; production gives each its own workers.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "sync")]
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "sync", "images")]
 CELERY_TASK_ROUTES = {
     "inbox.tasks.sync_account": {"queue": "sync"},
     "inbox.tasks.fill_peer_nicknames": {"queue": "sync"},
@@ -320,6 +321,7 @@ CELERY_TASK_ANNOTATIONS = {
     for name in ("inbox.tasks.sync_account", "inbox.tasks.fill_peer_nicknames")
 }
 # One message per worker process at a time: a pass can take long, and a prefetched message would
+    "inbox.tasks.fetch_image_url": {"queue": "images"},
 # wait behind it while another process sits idle (and would count towards its visibility timeout).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # When the broker connection drops, a late-acknowledged task will be redelivered anyway; cancel
@@ -361,3 +363,12 @@ SYNC_PASS_SECONDS = int(os.environ.get("SYNC_PASS_SECONDS", str(SYNC_LEASE_SECON
 # the first to the second, doubling.
 SYNC_OUTAGE_PROBE_MIN_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MIN_SECONDS", "60"))
 SYNC_OUTAGE_PROBE_MAX_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MAX_SECONDS", "300"))
+# --- Pictures of image letters ---------------------------------------------------------------
+# Someone is looking at a spinner: one download (downloadImage, every size tried) gets this many
+# seconds in all, with short timeouts and no retries; the task's own time limits sit just above.
+IMAGE_FETCH_SECONDS = int(os.environ.get("IMAGE_FETCH_SECONDS", "20"))
+IMAGE_FETCH_READ_TIMEOUT = float(os.environ.get("IMAGE_FETCH_READ_TIMEOUT", "8"))
+# A letter's queued download blocks further ones for this long; past the task's hard time limit,
+# so a claim still held then belongs to a task that was lost.
+IMAGE_FETCH_CLAIM_SECONDS = IMAGE_FETCH_SECONDS + 40
+

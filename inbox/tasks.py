@@ -102,9 +102,19 @@ def fail_stuck_sends() -> int:
     return services.fail_stuck_sends()
 
 
-@shared_task(ignore_result=True)
+@shared_task(
+    ignore_result=True,
+    # On the "images" queue (CELERY_TASK_ROUTES). The download bounds itself to
+    # IMAGE_FETCH_SECONDS; these only catch what slips past that.
+    soft_time_limit=settings.IMAGE_FETCH_SECONDS + 10,
+    time_limit=settings.IMAGE_FETCH_SECONDS + 20,
+)
 def fetch_image_url(message_id: int) -> None:
     """Ask the upstream for an image letter's file URL and keep it on the message."""
     from inbox import images
 
-    images.fetch_image_url(message_id)
+    try:
+        images.fetch_image_url(message_id)
+    except SoftTimeLimitExceeded:
+        images.release(message_id, "the upstream took too long to answer")
+        log.warning("fetch_image_url: message %s ran past its time limit", message_id)

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.models import Account
 from inbox import browse, forms, images, services
 from inbox import search as search_service
 from inbox.browse import BadCursor, ListFilter
@@ -93,6 +94,7 @@ def _list_context(
     counts = browse.view_counts(request.user, list_filter.account)
     return {
         **_nav_context(accounts, list_filter, counts),
+        **_outage_context(accounts),
         "show_account": len(accounts) > 1 and list_filter.account is None,
         "list_filter": list_filter,
         "list_query": urlencode(list_filter.params()),
@@ -103,6 +105,18 @@ def _list_context(
         "poll_top": browse.session_key(rows[0]) if rows and not before else "",
         "unread_total": sum(account.unread for account in accounts),
     }
+
+
+def _outage_context(accounts: list) -> dict[str, Any]:
+    """The banner over the session list: the user's accounts whose device is offline. From the
+    accounts the sidebar loads anyway, so it costs no query; the poller carries their ids
+    (`down`) so the sessions poll can tell when that changes."""
+    down = [account for account in accounts if account.outage_since]
+    return {"down_accounts": down, "down_ids": _ids(account.pk for account in down)}
+
+
+def _ids(pks) -> str:
+    return ",".join(str(pk) for pk in sorted(pks))
 
 
 @require_GET
@@ -279,7 +293,12 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
             : browse.POLL_BATCH
         ]
     )
-    if not changed:
+    if not changed and request.GET.get("down", "") == _ids(
+        Account.objects.visible_to(request.user)
+        .filter(outage_since__isnull=False)
+        .values_list("pk", flat=True)
+    ):
+        # Nothing new, and the same accounts down as the page shows (one small query).
         return HttpResponse(status=204)
 
     def on_top(session: Session) -> bool:
@@ -291,7 +310,7 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
         (s for s in changed if on_top(s)), key=lambda s: (s.last_message_at, s.pk), reverse=True
     )
     stamps = [session.updated_at for session in changed]
-    next_since = browse.poll_since(stamps)
+    next_since = browse.poll_since(stamps) if stamps else since
     if len(changed) >= browse.POLL_BATCH:
         next_since = max(stamps) - timedelta(microseconds=1)
     accounts = browse.visible_accounts(request.user)
@@ -301,6 +320,7 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
     counts = browse.view_counts(request.user, list_filter.account)
     context = {
         **_nav_context(accounts, list_filter, counts),
+        **_outage_context(accounts),
         "moved": moved,
         "in_place": [s for s in changed if s not in moved],
         "show_account": len(accounts) > 1 and account_id is None,

@@ -32,6 +32,7 @@ def test_healthz_is_ok_when_database_and_broker_answer(client, db):
         "database": True,
         "broker": True,
         "last_sync_age_seconds": None,
+        "accounts_down": [],
     }
 
 
@@ -82,6 +83,7 @@ def test_healthz_is_503_when_the_database_is_down(client, db, monkeypatch):
         "database": False,
         "broker": True,
         "last_sync_age_seconds": None,
+        "accounts_down": None,
     }
     assert b"hunter2" not in response.content
 
@@ -95,3 +97,24 @@ def test_healthz_needs_no_login_and_is_never_cached(client, db):
 
 def test_healthz_answers_get_only(client, db):
     assert client.post(URL).status_code == 405
+
+
+def test_healthz_lists_the_accounts_whose_device_is_offline_by_id_and_name_only(
+    client, account, sandbox
+):
+    healthy = Account.objects.create(name="Healthy", app_id="wx_fine", token="fine-token")
+    sandbox.set_device(account.app_id, "offline")
+    with pytest.raises(sync.SyncFailed):
+        sync.sync_account(account)
+
+    response = client.get(URL)
+
+    assert response.status_code == 200  # a phone offline is no reason to take web out
+    assert response.json()["accounts_down"] == [{"id": account.pk, "name": "Test shop"}]
+    assert str(healthy.pk) not in str(response.json()["accounts_down"])
+    for secret in (account.token, account.app_id, "微信已离线", sandbox.base_url):
+        assert secret.encode() not in response.content
+
+    sandbox.set_device(account.app_id, "online")
+    sync.sync_account(account)
+    assert client.get(URL).json()["accounts_down"] == []
