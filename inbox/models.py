@@ -184,6 +184,11 @@ class Message(models.Model):
     maybe_delivered = models.BooleanField(default=False)
     # Set when a worker claims the reply to send it: a second claim finds it set and sends nothing.
     send_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the reply's newest send task was queued (a delayed retry: when it is due). A reply no
+    # worker has claimed a while after this lost its task; beat's sweep queues it again.
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # How many times the sweep has queued it again; past REPLY_MAX_REQUEUES it fails instead.
+    requeues = models.PositiveSmallIntegerField(default=0, editable=False)
     # One per composed reply: the form carries it, so a double submit finds the first row.
     client_token = models.UUIDField(null=True, blank=True, editable=False)
     # An image reply's file, under MEDIA_ROOT; the upstream fetches it from PUBLIC_BASE_URL.
@@ -224,6 +229,13 @@ class Message(models.Model):
             ),
             # The thread's live poll: "what changed in this session since T?".
             models.Index(fields=["session", "updated_at"], name="inbox_message_thread_changed"),
+            # Beat's reply sweeps (requeue_unclaimed_replies, fail_stuck_sends): the few replies
+            # still sending, found without reading through every letter.
+            models.Index(
+                fields=["send_started_at", "queued_at"],
+                condition=models.Q(delivery="sending"),
+                name="inbox_message_sending_sweep",
+            ),
         ]
 
     def __str__(self) -> str:

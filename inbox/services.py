@@ -4,6 +4,8 @@ Views parse, authorise and call these; each change that touches several rows is 
 Replies are at-most-once towards the upstream: a composed reply is one row (its client token is
 unique), and a send is attempted only by whoever claims the row; when the upstream may have taken
 a send without answering, the row fails with that said, and sync's echo of the letter settles it.
+They are never lost either: a reply whose send task went missing (the broker was down, a worker
+died holding it) is queued again by beat's sweep, and fails visibly after a few tries.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiError
+from inbox import queue
 from inbox.models import Message, Session
-from inbox.sync import ECHO_FIELDS, is_channels_name, preview_of
+from inbox.payloads import Letter, parse_item
+from inbox.sync import ECHO_FIELDS, is_channels_name, message_from_letter, preview_of
 
 log = logging.getLogger(__name__)
 
@@ -122,22 +127,73 @@ def public_url(reply: Message) -> str:
 
 
 def retry_reply(reply: Message) -> bool:
-    """Queue a failed reply again; False when it is not failed (already retried or sent)."""
-    from inbox.tasks import send_reply
-
+    """Queue a reply again: a failed one, or one that no worker has claimed long after it was
+    queued (its task was lost). False for anything else: sent, already retried, being sent."""
+    now = timezone.now()
+    stalled = Q(
+        delivery=Message.Delivery.SENDING,
+        send_started_at__isnull=True,
+        queued_at__lte=now - requeue_after(),
+    )
     with transaction.atomic():
-        updated = Message.objects.filter(
-            pk=reply.pk, kind=Message.Kind.LETTER, delivery=Message.Delivery.FAILED
-        ).update(
-            delivery=Message.Delivery.SENDING,
-            delivery_error="",
-            maybe_delivered=False,
-            send_started_at=None,
-            updated_at=timezone.now(),
+        updated = (
+            Message.objects.filter(pk=reply.pk, kind=Message.Kind.LETTER)
+            .filter(Q(delivery=Message.Delivery.FAILED) | stalled)
+            .update(
+                delivery=Message.Delivery.SENDING,
+                delivery_error="",
+                maybe_delivered=False,
+                send_started_at=None,
+                queued_at=now,
+                requeues=0,
+                updated_at=now,
+            )
         )
         if updated:
-            send_reply.delay_on_commit(reply.pk)
+            queue.send_reply_later(reply.pk)
     return bool(updated)
+
+
+def requeue_after() -> timedelta:
+    """How long a queued reply may wait for a worker before its task counts as lost."""
+    return timedelta(seconds=settings.REPLY_REQUEUE_AFTER_SECONDS)
+
+
+def requeue_unclaimed_replies(now: datetime | None = None) -> int:
+    """Run by beat: replies still unclaimed REPLY_REQUEUE_AFTER_SECONDS after they were queued.
+
+    Their task is gone: it could not be published (the broker was down), or a worker died holding
+    it. Each is queued again (a duplicate task sends nothing: deliver_reply claims the row first)
+    and counted; one already queued again REPLY_MAX_REQUEUES times fails instead, as not sent, for
+    a person to retry. Timing by queued_at rather than created_at means a reply is queued again
+    at most once per interval, and a retried one starts afresh. Returns how many it touched.
+    """
+    now = now or timezone.now()
+    unclaimed = Message.objects.filter(
+        delivery=Message.Delivery.SENDING,
+        send_started_at__isnull=True,
+        queued_at__lte=now - requeue_after(),
+    )
+    with transaction.atomic():
+        failed = unclaimed.filter(requeues__gte=settings.REPLY_MAX_REQUEUES).update(
+            delivery=Message.Delivery.FAILED,
+            delivery_error=_(
+                "Not sent: no worker took this reply from the queue. Is the worker running?"
+            ),
+            maybe_delivered=False,
+            updated_at=now,
+        )
+        # Locked until commit, so a worker claiming one meanwhile waits; a row a worker is
+        # claiming right now is skipped (it is about to be sent).
+        ids = list(unclaimed.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        Message.objects.filter(pk__in=ids).update(
+            queued_at=now, requeues=F("requeues") + 1, updated_at=now
+        )
+        for message_id in ids:
+            queue.send_reply_later(message_id)
+    if failed or ids:
+        log.warning("reply sweep: %s queued again, %s failed as never sent", len(ids), failed)
+    return failed + len(ids)
 
 
 def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
@@ -173,7 +229,8 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
             return _fail(
                 reply,
                 _(
-                    "No answer from the upstream (%(error)s); the letter may have been delivered. "
+                    "No clear answer from the upstream (%(error)s); the letter may have been "
+                    "delivered. "
                     "It turns to sent by itself if it shows up in the next sync."
                 )
                 % {"error": exc},
@@ -317,7 +374,15 @@ def _create_once(
 
 
 def _message_with_token(session: Session, client_token: uuid.UUID) -> Message | None:
-    return Message.objects.filter(session=session, client_token=client_token).first()
+    """The message this token made, if it made one in this session. A token used in another
+    conversation (a form copied from one thread into another, or forged) is refused: it finds
+    nothing here and cannot make a second row."""
+    existing = Message.objects.filter(client_token=client_token).first()
+    if existing is not None and existing.session_id != session.pk:
+        raise ReplyError(
+            _("This form was already used in another conversation. Reload the page and try again.")
+        )
+    return existing
 
 
 def _outgoing(
@@ -334,26 +399,36 @@ def _outgoing(
         author=author,
         delivery=Message.Delivery.SENDING,
         client_token=client_token,
+        queued_at=timezone.now(),
         **fields,
     )
 
 
 def _queue_reply(reply: Message) -> Message:
     """Save a composed reply, make it the session's newest letter, send it after commit."""
-    from inbox.tasks import send_reply
-
     reply.save()
     _touch_session(session=reply.session, reply=reply)
-    send_reply.delay_on_commit(reply.pk)
+    queue.send_reply_later(reply.pk)
     return reply
 
 
 def _touch_session(session: Session, reply: Message) -> None:
-    """A reply is the conversation's newest letter: move the session's preview to it."""
+    """A reply is the conversation's newest letter: move the session's preview to it. It
+    answers the letters before it, so they are read (sync does the same for replies written
+    on the phone)."""
     session.last_message_at = reply.created_at
     session.last_message_type = reply.msg_type
     session.last_message_preview = preview_of(reply.msg_type, reply.content)
-    _bump(session, extra_fields=["last_message_at", "last_message_type", "last_message_preview"])
+    session.unread_count = 0
+    _bump(
+        session,
+        extra_fields=[
+            "last_message_at",
+            "last_message_type",
+            "last_message_preview",
+            "unread_count",
+        ],
+    )
 
 
 def _bump(session: Session, extra_fields: list[str] | tuple = ()) -> None:
@@ -371,22 +446,65 @@ def _activity(
 
 def _fail(reply: Message, reason: str, *, maybe_delivered: bool = False) -> SendOutcome:
     log.warning("reply %s failed: %s", reply.pk, reason)
-    Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
-        delivery=Message.Delivery.FAILED,
-        delivery_error=reason[:1000],
-        maybe_delivered=maybe_delivered,
-        updated_at=timezone.now(),
-    )
+    with transaction.atomic():
+        if not maybe_delivered:
+            _undo_wrong_adoption(reply.pk)
+        Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
+            delivery=Message.Delivery.FAILED,
+            delivery_error=reason[:1000],
+            maybe_delivered=maybe_delivered,
+            updated_at=timezone.now(),
+        )
     return SendOutcome(delivery=Message.Delivery.FAILED)
 
 
 def _release_for_retry(reply: Message, reason: str, delay: int) -> SendOutcome:
-    """The upstream refused or could not be reached, so nothing went out: let the task retry."""
+    """The upstream refused or could not be reached, so nothing went out: let the task retry.
+    The row counts as queued for when the retry is due, so the sweep leaves it alone until then."""
     log.info("reply %s not sent (%s); retrying in %ss", reply.pk, reason, delay)
-    Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
-        send_started_at=None, delivery_error=reason[:1000], updated_at=timezone.now()
-    )
+    now = timezone.now()
+    with transaction.atomic():
+        _undo_wrong_adoption(reply.pk)
+        Message.objects.filter(pk=reply.pk, delivery=Message.Delivery.SENDING).update(
+            send_started_at=None,
+            delivery_error=reason[:1000],
+            queued_at=now + timedelta(seconds=delay),
+            updated_at=now,
+        )
     return SendOutcome(delivery=Message.Delivery.SENDING, retry_in=delay)
+
+
+def _undo_wrong_adoption(reply_id: int, *, sent_as: int | None = None) -> None:
+    """Sync matches an outgoing letter to a reply in flight by its text (see sync._adopt_echoes).
+    If the send's answer then says otherwise (a refusal, or another newMsgId than `sent_as`),
+    that letter was another one with the same text, sent from the phone: it gets a row of its
+    own, and the reply is back to sending, without upstream ids, for the answer to be recorded.
+    Call inside a transaction."""
+    reply = Message.objects.select_for_update().get(pk=reply_id)
+    if reply.new_msg_id is None or reply.new_msg_id == sent_as or reply.raw is None:
+        return
+    letter = parse_item(reply.raw)
+    if isinstance(letter, Letter):
+        log.warning(
+            "reply %s: letter %s was taken for its echo but is another one; kept on its own",
+            reply.pk,
+            letter.new_msg_id,
+        )
+        reply.new_msg_id = None  # frees the id for the letter's own row
+        reply.save(update_fields=["new_msg_id"])
+        message_from_letter(reply.account, reply.session, letter).save()
+    blank = Message()
+    Message.objects.filter(pk=reply.pk).update(
+        new_msg_id=None,
+        delivery=Message.Delivery.SENDING,
+        from_username=reply.session.my_username,
+        to_username=reply.session.peer_username,
+        **{
+            name: getattr(blank, name)
+            for name in ECHO_FIELDS
+            if name not in ("from_username", "to_username")
+        },
+    )
 
 
 def _mark_sent(reply: Message, new_msg_id: int) -> None:
@@ -394,6 +512,7 @@ def _mark_sent(reply: Message, new_msg_id: int) -> None:
     match it to this reply), that row merges into this one: one letter, one row."""
     now = timezone.now()
     with transaction.atomic():
+        _undo_wrong_adoption(reply.pk, sent_as=new_msg_id)
         echo = (
             Message.objects.select_for_update()
             .filter(account_id=reply.account_id, new_msg_id=new_msg_id)

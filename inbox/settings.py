@@ -257,6 +257,9 @@ VIDEOSAPI_BASE_URL = os.environ.get("VIDEOSAPI_BASE_URL", "http://api.videostui.
 VIDEOSAPI_CONNECT_TIMEOUT = float(os.environ.get("VIDEOSAPI_CONNECT_TIMEOUT", "5"))
 VIDEOSAPI_READ_TIMEOUT = float(os.environ.get("VIDEOSAPI_READ_TIMEOUT", "30"))
 VIDEOSAPI_RETRIES = int(os.environ.get("VIDEOSAPI_RETRIES", "3"))
+# A Retry-After longer than this is shortened to it: a worker holding an account's lease must not
+# sleep for as long as the upstream asks (an hour, if it says so).
+VIDEOSAPI_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("VIDEOSAPI_MAX_RETRY_AFTER_SECONDS", "5"))
 # A sync page far larger than this is refused rather than read into memory.
 VIDEOSAPI_MAX_RESPONSE_BYTES = int(os.environ.get("VIDEOSAPI_MAX_RESPONSE_BYTES", str(32 << 20)))
 
@@ -267,6 +270,13 @@ SYNC_MAX_PAGES_PER_PASS = int(os.environ.get("SYNC_MAX_PAGES_PER_PASS", "50"))
 SYNC_LEASE_SECONDS = int(os.environ.get("SYNC_LEASE_SECONDS", "120"))
 SYNC_DEFAULT_INTERVAL_SECONDS = int(os.environ.get("SYNC_DEFAULT_INTERVAL_SECONDS", "5"))
 SYNC_BACKOFF_MAX_SECONDS = int(os.environ.get("SYNC_BACKOFF_MAX_SECONDS", "600"))
+# A pass's whole time, requests, retries and backoff included, stays under its lease: it stops
+# paging (and queues the rest) rather than run into the time another worker may take over.
+SYNC_PASS_SECONDS = int(os.environ.get("SYNC_PASS_SECONDS", str(SYNC_LEASE_SECONDS * 3 // 4)))
+# While an account's device is offline (an outage, not a pause), how often sync probes it: from
+# the first to the second, doubling.
+SYNC_OUTAGE_PROBE_MIN_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MIN_SECONDS", "60"))
+SYNC_OUTAGE_PROBE_MAX_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MAX_SECONDS", "300"))
 
 # --- Celery ---------------------------------------------------------------------------------
 # Redis in production (CELERY_BROKER_URL=redis://…); with nothing set, the embedded broker below.
@@ -311,6 +321,7 @@ CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in ("celery", "sync
 CELERY_TASK_ROUTES = {
     "inbox.tasks.sync_account": {"queue": "sync"},
     "inbox.tasks.fill_peer_nicknames": {"queue": "sync"},
+    "inbox.tasks.fetch_image_url": {"queue": "images"},
 }
 # The sync tasks are idempotent (lease, unique NewMsgId, cursor committed with its page), so they
 # are acknowledged only when done and handed back to the queue if their worker dies mid-pass:
@@ -321,7 +332,6 @@ CELERY_TASK_ANNOTATIONS = {
     for name in ("inbox.tasks.sync_account", "inbox.tasks.fill_peer_nicknames")
 }
 # One message per worker process at a time: a pass can take long, and a prefetched message would
-    "inbox.tasks.fetch_image_url": {"queue": "images"},
 # wait behind it while another process sits idle (and would count towards its visibility timeout).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # When the broker connection drops, a late-acknowledged task will be redelivered anyway; cancel
@@ -348,21 +358,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 120},
     },
+    "requeue-unclaimed-replies": {
+        "task": "inbox.tasks.requeue_unclaimed_replies",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
 }
 
-# --- Replies ---------------------------------------------------------------------------------
-# Where the upstream can fetch uploaded images from; image replies are off without it.
-PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
-# A Retry-After longer than this is shortened to it: a worker holding an account's lease must not
-# sleep for as long as the upstream asks (an hour, if it says so).
-VIDEOSAPI_MAX_RETRY_AFTER_SECONDS = float(os.environ.get("VIDEOSAPI_MAX_RETRY_AFTER_SECONDS", "5"))
-# A pass's whole time, requests, retries and backoff included, stays under its lease: it stops
-# paging (and queues the rest) rather than run into the time another worker may take over.
-SYNC_PASS_SECONDS = int(os.environ.get("SYNC_PASS_SECONDS", str(SYNC_LEASE_SECONDS * 3 // 4)))
-# While an account's device is offline (an outage, not a pause), how often sync probes it: from
-# the first to the second, doubling.
-SYNC_OUTAGE_PROBE_MIN_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MIN_SECONDS", "60"))
-SYNC_OUTAGE_PROBE_MAX_SECONDS = int(os.environ.get("SYNC_OUTAGE_PROBE_MAX_SECONDS", "300"))
 # --- Pictures of image letters ---------------------------------------------------------------
 # Someone is looking at a spinner: one download (downloadImage, every size tried) gets this many
 # seconds in all, with short timeouts and no retries; the task's own time limits sit just above.
@@ -372,3 +374,11 @@ IMAGE_FETCH_READ_TIMEOUT = float(os.environ.get("IMAGE_FETCH_READ_TIMEOUT", "8")
 # so a claim still held then belongs to a task that was lost.
 IMAGE_FETCH_CLAIM_SECONDS = IMAGE_FETCH_SECONDS + 40
 
+# --- Replies ---------------------------------------------------------------------------------
+# Where the upstream can fetch uploaded images from; image replies are off without it.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
+# A reply no worker has claimed this long after it was queued lost its send task (the broker was
+# down, or a worker died holding it): beat's sweep queues it again, up to REPLY_MAX_REQUEUES
+# times, and then fails it for a person to retry.
+REPLY_REQUEUE_AFTER_SECONDS = int(os.environ.get("REPLY_REQUEUE_AFTER_SECONDS", "120"))
+REPLY_MAX_REQUEUES = int(os.environ.get("REPLY_MAX_REQUEUES", "3"))

@@ -323,43 +323,74 @@ def _insert_new_messages(
 
 
 def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Letter]]:
-    """Match unknown outgoing letters to replies composed here that have no NewMsgId yet
-    (sending, or failed without an answer, so possibly delivered): the echo is that reply, so the
-    reply row takes its NewMsgId and turns sent, and no second row is made. Same session, type
-    and text, oldest reply first. Returns the letters that are really new."""
+    """Match unknown outgoing letters to replies composed here that have no NewMsgId yet: the
+    echo is that reply, so the reply row takes its NewMsgId and turns sent, and no second row is
+    made. Returns the letters that are really new.
+
+    Only a reply whose send may have gone out can have an echo: one a worker has claimed (its
+    send is in flight, or its worker died mid-call), or one that failed without an answer
+    (maybe_delivered). And only a letter written after the claim (less ECHO_CLOCK_SKEW) can be
+    it. Anything else with the same text, sent from the phone or an older letter delivered again,
+    is another letter: a reply still waiting for its worker stays sending and is sent. Same
+    session, type and text, earliest claim first. The candidates are locked, so a worker
+    recording the send's answer meanwhile waits for this page (see services._mark_sent)."""
     outgoing_sessions = {session.pk for session, letter in new if letter.is_sender}
     if not outgoing_sessions:
         return new
     pending: dict[tuple, list[Message]] = defaultdict(list)
-    for reply in Message.objects.filter(
-        session_id__in=outgoing_sessions,
-        kind=Message.Kind.LETTER,
-        is_sender=True,
-        new_msg_id__isnull=True,
-        delivery__in=[Message.Delivery.SENDING, Message.Delivery.FAILED],
-    ).order_by("created_at", "pk"):
+    for reply in (
+        Message.objects.select_for_update()
+        .filter(
+            Q(delivery=Message.Delivery.SENDING)
+            | Q(delivery=Message.Delivery.FAILED, maybe_delivered=True),
+            session_id__in=outgoing_sessions,
+            kind=Message.Kind.LETTER,
+            is_sender=True,
+            new_msg_id__isnull=True,
+            send_started_at__isnull=False,
+        )
+        .order_by("send_started_at", "pk")
+    ):
         pending[_echo_key(reply.session_id, reply.msg_type, reply.content)].append(reply)
     if not pending:
         return new
     adopted, really_new = [], []
     for session, letter in new:
         replies = pending.get(_echo_key(session.pk, letter.msg_type, letter.content))
-        if letter.is_sender and replies:
-            reply = replies.pop(0)
-            for name, value in _upstream_values(letter).items():
-                setattr(reply, name, value)
-            reply.delivery = Message.Delivery.SENT
-            reply.delivery_error = ""
-            reply.maybe_delivered = False
-            reply.updated_at = timezone.now()
-            adopted.append(reply)
-        else:
+        reply = _sent_before(replies, letter) if letter.is_sender and replies else None
+        if reply is None:
             really_new.append((session, letter))
+            continue
+        replies.remove(reply)
+        for name, value in _upstream_values(letter).items():
+            setattr(reply, name, value)
+        reply.delivery = Message.Delivery.SENT
+        reply.delivery_error = ""
+        reply.maybe_delivered = False
+        reply.updated_at = timezone.now()
+        adopted.append(reply)
     Message.objects.bulk_update(
         adopted,
         [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "maybe_delivered", "updated_at"],
     )
     return really_new
+
+
+# An echo's CreateTime is the upstream's clock (in whole seconds), a claim time is ours: how far
+# behind the claim an echo of that send may still seem to be written.
+ECHO_CLOCK_SKEW = timedelta(seconds=60)
+
+
+def _sent_before(replies: list[Message], letter: Letter) -> Message | None:
+    """The earliest-claimed reply whose send began before `letter` was written."""
+    return next(
+        (
+            reply
+            for reply in replies
+            if letter.created_at >= reply.send_started_at - ECHO_CLOCK_SKEW
+        ),
+        None,
+    )
 
 
 def _fill_sent_replies(account: Account, echoes: list[Letter]) -> None:

@@ -102,6 +102,13 @@ def fail_stuck_sends() -> int:
     return services.fail_stuck_sends()
 
 
+@shared_task(ignore_result=True)
+def requeue_unclaimed_replies() -> int:
+    """Run by beat: replies whose send task was lost are queued again (or, after a few tries,
+    fail as not sent)."""
+    return services.requeue_unclaimed_replies()
+
+
 @shared_task(
     ignore_result=True,
     # On the "images" queue (CELERY_TASK_ROUTES). The download bounds itself to

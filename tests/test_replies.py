@@ -421,3 +421,260 @@ def test_sync_learns_the_channels_identity_from_the_peers_first_letter(account, 
 
     wechat_only = Session.objects.get(account=account, msg_session_id=WECHAT_ONLY_SESSION)
     assert wechat_only.my_username == EXAMPLE_ACCOUNT_FINDER
+
+
+# --- replies whose send task went missing (issue 8, defect 2) ---------------------------------
+
+
+def sweep_at(minutes: float) -> int:
+    """Run beat's reply sweep as if `minutes` had passed since now."""
+    return services.requeue_unclaimed_replies(timezone.now() + timedelta(minutes=minutes))
+
+
+def test_a_reply_is_stored_with_the_time_it_was_queued(session, agent):
+    before = timezone.now()
+    reply = compose(session, agent)
+    assert reply.queued_at is not None and before <= reply.queued_at <= timezone.now()
+    assert reply.requeues == 0
+
+
+def test_a_reply_whose_task_was_lost_is_queued_again_and_sent_once(
+    session, agent, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.REPLY_REQUEUE_AFTER_SECONDS = 120
+    reply = compose(session, agent)  # its on-commit task never runs: lost with the broker
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_at(1) == 0  # a healthy queue may just be slow
+    assert sandbox.calls_to(SEND_PATH) == []
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert sweep_at(3) == 1
+    assert len(callbacks) == 1
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT and reply.requeues == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep_at(10) == 0
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+def test_the_sweep_queues_a_reply_again_at_most_once_per_interval(
+    session, agent, settings, django_capture_on_commit_callbacks
+):
+    settings.REPLY_REQUEUE_AFTER_SECONDS = 120
+    reply = compose(session, agent)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert sweep_at(3) == 1
+        # Queued again "now + 3 min": the next minutes' sweeps leave it to that task.
+        assert sweep_at(4) == 0
+        assert sweep_at(5.5) == 1
+    assert len(callbacks) == 2
+    reply.refresh_from_db()
+    assert reply.requeues == 2 and reply.delivery == Message.Delivery.SENDING
+
+
+def test_the_sweep_leaves_claimed_and_finished_replies_alone(session, agent, sandbox):
+    claimed = compose(session, agent, text="已认领")
+    Message.objects.filter(pk=claimed.pk).update(send_started_at=timezone.now())
+    sent = compose(session, agent, text="已发送")
+    services.deliver_reply(sent.pk)
+
+    assert sweep_at(3) == 0
+    claimed.refresh_from_db()
+    assert claimed.delivery == Message.Delivery.SENDING and claimed.requeues == 0
+
+
+def test_a_reply_no_worker_takes_fails_visibly_as_not_sent_and_retry_sends_it(
+    session, agent, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.REPLY_REQUEUE_AFTER_SECONDS = 120
+    settings.REPLY_MAX_REQUEUES = 2
+    reply = compose(session, agent)
+    for minutes in (3, 6):  # queued again twice; no worker ever takes it
+        with django_capture_on_commit_callbacks():
+            assert sweep_at(minutes) == 1
+
+    assert sweep_at(9) == 1
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED
+    assert not reply.maybe_delivered and "no worker" in reply.delivery_error
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.retry_reply(reply)
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT and reply.requeues == 0
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+def test_retry_queues_a_reply_that_waited_too_long_for_a_worker(
+    session, agent, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.REPLY_REQUEUE_AFTER_SECONDS = 120
+    reply = compose(session, agent)
+    assert not services.retry_reply(reply)  # just queued: its task is on its way
+    Message.objects.filter(pk=reply.pk).update(queued_at=timezone.now() - timedelta(minutes=3))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.retry_reply(reply)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+def test_a_send_waiting_for_its_delayed_retry_is_not_queued_again_before_it_is_due(
+    session, agent, sandbox, settings
+):
+    settings.REPLY_REQUEUE_AFTER_SECONDS = 120
+    sandbox.inject("ret_500", path=SEND_PATH)
+    reply = compose(session, agent)
+    outcome = services.deliver_reply(reply.pk, attempt=len(services.SEND_RETRY_DELAYS) - 1)
+    assert outcome.retry_in == services.SEND_RETRY_DELAYS[-1]
+
+    # Due in 180 s: the sweep waits for that, then its usual 120 s.
+    assert services.requeue_unclaimed_replies(timezone.now() + timedelta(seconds=250)) == 0
+    assert services.requeue_unclaimed_replies(timezone.now() + timedelta(seconds=310)) == 1
+
+
+# --- echoes (defect 3) ------------------------------------------------------------------------
+
+
+def echo_ids(sandbox, app_id: str, text: str) -> list[int]:
+    """The NewMsgIds of the outgoing letters with this text in the sandbox's log."""
+    return [
+        item["content"]["msg"]["NewMsgId"]
+        for item in sandbox.accounts[app_id].letters
+        if item["content"]["isSender"] and item["content"]["msg"]["Content"]["string"] == text
+    ]
+
+
+def test_a_same_text_letter_from_the_phone_does_not_settle_a_reply_not_yet_sent(
+    session, agent, account, sandbox
+):
+    reply = compose(session, agent, text="好的")
+    phone = sandbox.add_letter(
+        account.app_id, "好的", msg_session_id=EXAMPLE_SESSION, peer=PEERS[0], is_sender=True
+    )
+
+    sync_account(account)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENDING and reply.new_msg_id is None
+    phone_id = phone["content"]["msg"]["NewMsgId"]
+    assert Message.objects.get(account=account, new_msg_id=phone_id).client_token is None
+
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.SENT
+    sync_account(account)
+    reply.refresh_from_db()
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+    assert sorted(echo_ids(sandbox, account.app_id, "好的")) == sorted([phone_id, reply.new_msg_id])
+    assert session.messages.filter(content="好的").count() == 2
+
+
+def test_an_older_letter_with_the_same_text_is_not_taken_for_the_echo(
+    session, agent, account, sandbox
+):
+    older = sandbox.add_letter(
+        account.app_id, "好的", msg_session_id=EXAMPLE_SESSION, peer=PEERS[0], is_sender=True
+    )
+    older["content"]["msg"]["CreateTime"] -= 3600  # written an hour ago, delivered only now
+    sandbox.inject("drop", path=SEND_PATH)  # delivered, but the answer is lost
+    reply = compose(session, agent, text="好的")
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.FAILED
+
+    sync_account(account)
+
+    reply.refresh_from_db()
+    older_id = older["content"]["msg"]["NewMsgId"]
+    [echo_id] = [i for i in echo_ids(sandbox, account.app_id, "好的") if i != older_id]
+    assert reply.delivery == Message.Delivery.SENT and reply.new_msg_id == echo_id
+    assert Message.objects.get(account=account, new_msg_id=older_id).client_token is None
+
+
+def test_a_reply_that_failed_as_not_delivered_is_not_settled_by_a_same_text_letter(
+    session, agent, account, sandbox
+):
+    sandbox.inject("token_expired", path=SEND_PATH)
+    reply = compose(session, agent, text="好的")
+    services.deliver_reply(reply.pk)
+    sandbox.add_letter(
+        account.app_id, "好的", msg_session_id=EXAMPLE_SESSION, peer=PEERS[0], is_sender=True
+    )
+
+    sync_account(account)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED and reply.new_msg_id is None
+
+
+# --- answers that say nothing clear (defect 4) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["taken_empty", "taken_not_json", "taken_http_502", "drop"],
+)
+def test_an_unclear_answer_after_the_send_was_taken_may_have_delivered_it(
+    session, agent, account, sandbox, fault
+):
+    sandbox.inject(fault, path=SEND_PATH)
+    reply = compose(session, agent)
+
+    assert services.deliver_reply(reply.pk).delivery == Message.Delivery.FAILED
+
+    reply.refresh_from_db()
+    assert reply.maybe_delivered and "may have been delivered" in reply.delivery_error
+    assert account.token not in reply.delivery_error
+    sync_account(account)  # the echo settles it
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.SENT
+    assert len(sandbox.calls_to(SEND_PATH)) == 1
+
+
+@pytest.mark.parametrize(
+    "fault, options",
+    [
+        ("answer", {"data": {}}),
+        ("answer", {"data": {"newMsgId": None}}),
+        ("answer", {"data": "ok"}),
+        ("invalid_json", {}),
+    ],
+)
+def test_any_answer_that_is_not_a_clear_refusal_counts_as_maybe_delivered(
+    session, agent, sandbox, fault, options
+):
+    sandbox.inject(fault, path=SEND_PATH, **options)
+    reply = compose(session, agent)
+
+    services.deliver_reply(reply.pk)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED and reply.maybe_delivered
+
+
+def test_a_clear_refusal_is_not_delivered(session, agent, sandbox):
+    sandbox.inject("token_expired", path=SEND_PATH)
+    reply = compose(session, agent)
+
+    services.deliver_reply(reply.pk)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED and not reply.maybe_delivered
+
+
+# --- client tokens (defect 10) ------------------------------------------------------------------
+
+
+def test_a_client_token_used_in_another_conversation_is_refused(session, agent, account):
+    other = Session.objects.filter(account=account).exclude(pk=session.pk).first()
+    token = uuid.uuid4()
+    compose(session, agent, token=token)
+
+    for write in (
+        lambda: services.compose_reply(other, agent, "另一条", token),
+        lambda: services.add_note(other, agent, "备注", token),
+    ):
+        with pytest.raises(services.ReplyError, match="already used in another conversation"):
+            write()
+    assert Message.objects.filter(client_token=token).count() == 1
