@@ -2,8 +2,10 @@
 thread's pages. Every function here runs a fixed number of queries, whatever the row counts.
 
 Cursors never use OFFSET: the session list pages on (last_message_at, id) descending, a thread on
-(created_at, seq, id) in either direction. Live polls ask "changed since T?" on the indexed
-`updated_at` columns.
+(created_at, seq, id) in either direction, each with one row comparison, `(a, b) < (x, y)`, which
+an index serves as a range (`a < x OR (a = x AND b < y)` it cannot). Live polls ask "changed
+since T?" on the indexed `updated_at` columns. The sidebar's counts come from the maintained
+inbox.SessionCounter rows (inbox/counters.py), never from counting sessions.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import F, Field, Func, Q, QuerySet, Sum, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan, GreaterThanOrEqual, LessThan
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
-from inbox.models import Message, Session
+from inbox.models import THREAD_SEQ, Message, Session, SessionCounter
 
 SESSION_PAGE = 50
 THREAD_PAGE = 50
@@ -47,13 +51,30 @@ def visible_messages(user) -> QuerySet[Message]:
     return Message.objects.filter(account__members=user)
 
 
-def visible_accounts(user) -> list[Account]:
-    """The accounts in the sidebar, each with `unread` (its sessions' unread letters)."""
-    return list(
-        Account.objects.visible_to(user)
-        .annotate(unread=Coalesce(Sum("sessions__unread_count"), 0))
-        .order_by("name", "pk")
-    )
+def visible_accounts(user, *, counts: bool = False) -> list[Account]:
+    """The accounts in the sidebar, in one query. With `counts`, each also carries `counts`
+    (sessions per view key) and `unread` (its unread letters), summed from its few counter rows."""
+    accounts = Account.objects.visible_to(user).order_by("name", "pk")
+    if not counts:
+        return list(accounts)
+    sums = {
+        f"count_{view.key}": Coalesce(
+            Sum("session_counters__sessions", filter=_counter_filter(view, user)), 0
+        )
+        for view in VIEWS
+    }
+    accounts = list(accounts.annotate(unread=Coalesce(Sum("session_counters__unread"), 0), **sums))
+    for account in accounts:
+        account.counts = {view.key: getattr(account, f"count_{view.key}") for view in VIEWS}
+    return accounts
+
+
+def unread_total(user) -> int:
+    """Unread letters in all the user's accounts (the tab title's number), from the counters."""
+    counters = SessionCounter.objects.all()
+    if not user.is_superuser:
+        counters = counters.filter(account__members=user)
+    return counters.aggregate(total=Coalesce(Sum("unread"), 0))["total"]
 
 
 # --- the session list's views ----------------------------------------------------------------
@@ -66,37 +87,53 @@ class ListView:
 
     key: str
     label: str | Promise
+    # Which sessions it lists (a filter on Session), and which counter rows count them (field
+    # lookups on SessionCounter): the same set, said twice.
     condition: Callable[[object], Q] = field(default=lambda user: Q())
+    counted: Callable[[object], dict] = field(default=lambda user: {})
     section: str = "views"
 
 
 def _status_view(status: Session.Status) -> ListView:
-    return ListView(status.value, status.label, lambda user: Q(status=status), section="status")
+    return ListView(
+        status.value,
+        status.label,
+        lambda user: Q(status=status),
+        lambda user: {"status": status},
+        section="status",
+    )
 
 
 VIEWS: list[ListView] = [
     ListView("all", _("All conversations")),
-    ListView("unread", _("Unread"), lambda user: Q(unread_count__gt=0)),
-    ListView("mine", _("Mine"), lambda user: Q(assignee=user)),
-    ListView("unassigned", _("Unassigned"), lambda user: Q(assignee__isnull=True)),
+    ListView(
+        "unread", _("Unread"), lambda user: Q(unread_count__gt=0), lambda user: {"has_unread": True}
+    ),
+    ListView(
+        "mine", _("Mine"), lambda user: Q(assignee=user), lambda user: {"assignee_id": user.pk}
+    ),
+    ListView(
+        "unassigned",
+        _("Unassigned"),
+        lambda user: Q(assignee__isnull=True),
+        lambda user: {"assignee_id": 0},
+    ),
     *(_status_view(status) for status in Session.Status),
 ]
 VIEWS_BY_KEY = {view.key: view for view in VIEWS}
 DEFAULT_VIEW = VIEWS[0]
 
 
-def view_counts(user, account: Account | None) -> dict[str, int]:
-    """How many sessions each view holds, and `unread_total` (letters), in one query."""
-    sessions = visible_sessions(user)
-    if account is not None:
-        sessions = sessions.filter(account=account)
-    aggregates = {view.key: Count("pk", filter=view.condition(user) or None) for view in VIEWS}
-    counts = sessions.aggregate(unread_total=Coalesce(Sum("unread_count"), 0), **aggregates)
-    return counts
+def _counter_filter(view: ListView, user) -> Q | None:
+    lookups = view.counted(user)
+    return Q(**{f"session_counters__{name}": value for name, value in lookups.items()}) or None
 
 
-def unread_total(user) -> int:
-    return visible_sessions(user).aggregate(total=Coalesce(Sum("unread_count"), 0))["total"]
+def view_counts(accounts: list[Account], account: Account | None) -> dict[str, int]:
+    """How many sessions each view holds in `account`, or in all `accounts` (loaded with
+    counts=True): arithmetic on what visible_accounts read, no query."""
+    chosen = [account] if account is not None else accounts
+    return {view.key: sum(a.counts[view.key] for a in chosen) for view in VIEWS}
 
 
 @dataclass(frozen=True)
@@ -106,12 +143,6 @@ class ListFilter:
 
     view: ListView = DEFAULT_VIEW
     account: Account | None = None
-
-    def sessions(self, user) -> QuerySet[Session]:
-        sessions = visible_sessions(user).filter(self.view.condition(user))
-        if self.account is not None:
-            sessions = sessions.filter(account=self.account)
-        return sessions
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -154,6 +185,14 @@ def parse_filter_for_poll(params) -> tuple[ListView, int | None]:
 # --- cursors ---------------------------------------------------------------------------------
 
 
+class Row(Func):
+    """A row value, `(a, b, …)`. Compared whole (`Row(a, b) < Row(x, y)`) it is one index
+    condition on an index over (a, b); PostgreSQL and SQLite (3.15+) both have them."""
+
+    template = "(%(expressions)s)"
+    output_field = Field()
+
+
 def is_number(value: str) -> bool:
     """Digits int() takes: str.isdigit() alone also passes "²" and other non-ASCII digits."""
     return value.isascii() and value.isdigit()
@@ -181,24 +220,60 @@ def parse_session_key(value: str) -> tuple[datetime, int]:
     return from_micros(moment), int(pk)
 
 
+LIST_ORDER = ("-last_message_at", "-pk")
+
+
 def session_page(
-    sessions: QuerySet[Session], before: str | None = None
+    user, list_filter: ListFilter, accounts: list[Account], before: str | None = None
 ) -> tuple[list[Session], str | None]:
-    """One page of the list, newest activity first, and the cursor of the next page (or None)."""
+    """One page of the list, newest activity first, and the cursor of the next page (or None),
+    in one query.
+
+    `accounts` are the user's visible accounts (already loaded for the sidebar), so visibility
+    is `account_id = …` rather than two joins. Each account's part is one range of the view's
+    index (inbox.Session's `*_latest` indexes) from the cursor down, at most a page long; the
+    parts merge into the page. So a page costs the same at any depth, in any view, whatever
+    the other accounts hold; only the page's rows are read.
+    """
+    account_ids = [list_filter.account.pk] if list_filter.account else [a.pk for a in accounts]
+    if not account_ids:
+        return [], None
+    sessions = Session.objects.filter(list_filter.view.condition(user))
     if before:
         moment, pk = parse_session_key(before)
         sessions = sessions.filter(
-            Q(last_message_at__lt=moment) | Q(last_message_at=moment, pk__lt=pk)
+            LessThan(Row(F("last_message_at"), F("pk")), Row(Value(moment), Value(pk)))
         )
     rows = list(
-        sessions.select_related("account", "assignee").order_by("-last_message_at", "-pk")[
-            : SESSION_PAGE + 1
-        ]
+        Session.objects.filter(pk__in=_merged_page(sessions, account_ids, SESSION_PAGE + 1))
+        .select_related("account", "assignee")
+        .order_by(*LIST_ORDER)
     )
     if len(rows) > SESSION_PAGE:
         rows = rows[:SESSION_PAGE]
         return rows, session_key(rows[-1])
     return rows, None
+
+
+def _merged_page(sessions: QuerySet[Session], account_ids: list[int], limit: int) -> RawSQL:
+    """The ids of the newest `limit` of `sessions` across these accounts: per account an
+    ordered, limited index range; PostgreSQL merges them (Merge Append) and stops at `limit`.
+    Written out because the ORM cannot put a LIMIT inside each part of a UNION on SQLite."""
+    parts, params = [], []
+    for n, account_id in enumerate(account_ids):
+        part = (
+            sessions.filter(account_id=account_id)
+            .order_by(*LIST_ORDER)
+            .values_list("id", "last_message_at")[:limit]
+        )
+        sql, part_params = part.query.get_compiler(using=part.db).as_sql()
+        parts.append(f"SELECT * FROM ({sql}) AS part{n}")
+        params.extend(part_params)
+    return RawSQL(
+        f"SELECT page.id FROM ({' UNION ALL '.join(parts)}) AS page "
+        f"ORDER BY page.last_message_at DESC, page.id DESC LIMIT {int(limit)}",
+        params,
+    )
 
 
 def poll_since(seen: list[datetime], now: datetime | None = None) -> datetime:
@@ -209,28 +284,29 @@ def poll_since(seen: list[datetime], now: datetime | None = None) -> datetime:
 
 # --- threads ---------------------------------------------------------------------------------
 
-THREAD_ORDER = (F("created_at").asc(), F("seq").asc(nulls_first=True), F("id").asc())
-THREAD_ORDER_DESC = (F("created_at").desc(), F("seq").desc(nulls_last=True), F("id").desc())
+# The thread's order, which its index (inbox_message_thread_position) holds: create time, then
+# seq with NULL first, then id.
+THREAD_ORDER = (F("created_at").asc(), THREAD_SEQ.asc(), F("id").asc())
+THREAD_ORDER_DESC = (F("created_at").desc(), THREAD_SEQ.desc(), F("id").desc())
 
 
-def before_message(anchor: Message) -> Q:
-    """Messages strictly before `anchor` in thread order (seq may be NULL and sorts first)."""
-    if anchor.seq is None:
-        same_time = Q(seq__isnull=True, id__lt=anchor.pk)
-    else:
-        same_time = (
-            Q(seq__isnull=True) | Q(seq__lt=anchor.seq) | Q(seq=anchor.seq, id__lt=anchor.pk)
-        )
-    return Q(created_at__lt=anchor.created_at) | (Q(created_at=anchor.created_at) & same_time)
+def thread_position(message: Message | None = None) -> Row:
+    """A message's place in thread order as a row value; without one, the row's own column."""
+    if message is None:
+        return Row(F("created_at"), THREAD_SEQ, F("id"))
+    seq = -1 if message.seq is None else message.seq
+    return Row(Value(message.created_at), Value(seq), Value(message.pk))
 
 
-def after_message(anchor: Message) -> Q:
-    """Messages strictly after `anchor` in thread order."""
-    if anchor.seq is None:
-        same_time = Q(seq__isnull=False) | Q(seq__isnull=True, id__gt=anchor.pk)
-    else:
-        same_time = Q(seq__gt=anchor.seq) | Q(seq=anchor.seq, id__gt=anchor.pk)
-    return Q(created_at__gt=anchor.created_at) | (Q(created_at=anchor.created_at) & same_time)
+def before_message(anchor: Message) -> LessThan:
+    """Messages strictly before `anchor` in thread order."""
+    return LessThan(thread_position(), thread_position(anchor))
+
+
+def after_message(anchor: Message, *, inclusive: bool = False) -> GreaterThan:
+    """Messages after `anchor` in thread order (and `anchor` itself if `inclusive`)."""
+    lookup = GreaterThanOrEqual if inclusive else GreaterThan
+    return lookup(thread_position(), thread_position(anchor))
 
 
 @dataclass
@@ -260,9 +336,7 @@ def _older(session: Session, limit: int, anchor: Message | None = None) -> tuple
 
 
 def _newer(session: Session, limit: int, anchor: Message, *, inclusive: bool) -> tuple[list, bool]:
-    condition = after_message(anchor)
-    if inclusive:
-        condition |= Q(pk=anchor.pk)
+    condition = after_message(anchor, inclusive=inclusive)
     rows = list(thread_messages(session).filter(condition).order_by(*THREAD_ORDER)[: limit + 1])
     return rows[:limit], len(rows) > limit
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -13,6 +15,10 @@ from inbox.fields import Uint64Field
 from inbox.payloads import ImageMeta
 
 PREVIEW_LENGTH = 120
+# A thread's order within one second: letters without an upstream seq (notes, activity lines,
+# replies not echoed yet) first. seq is a small non-negative counter, so -1 sorts like NULLS FIRST
+# and, unlike NULL, compares in a row value.
+THREAD_SEQ = Coalesce(F("seq"), Value(-1))
 
 
 class SessionQuerySet(models.QuerySet):
@@ -74,6 +80,30 @@ class Session(models.Model):
             # The session list of an account, newest activity first, keyset-paged on (time, pk).
             models.Index(
                 fields=["account", "-last_message_at", "-id"], name="inbox_session_account_latest"
+            ),
+            # The list's views, per account, in the same order (browse.session_page): each view's
+            # page is one index range however rare its sessions are. Status tabs:
+            models.Index(
+                fields=["account", "status", "-last_message_at", "-id"],
+                name="inbox_session_status_latest",
+            ),
+            # "Mine" (assignee = me):
+            models.Index(
+                fields=["account", "assignee", "-last_message_at", "-id"],
+                condition=models.Q(assignee__isnull=False),
+                name="inbox_session_mine_latest",
+            ),
+            # "Unassigned" (IS NULL is no equality, so the assignee index would not give the order):
+            models.Index(
+                fields=["account", "-last_message_at", "-id"],
+                condition=models.Q(assignee__isnull=True),
+                name="inbox_session_nobody_latest",
+            ),
+            # "Unread":
+            models.Index(
+                fields=["account", "-last_message_at", "-id"],
+                condition=models.Q(unread_count__gt=0),
+                name="inbox_session_unread_latest",
             ),
             # The live poll of the session list: "what changed since T?".
             models.Index(fields=["updated_at"], name="inbox_session_updated"),
@@ -223,9 +253,14 @@ class Message(models.Model):
             ),
         ]
         indexes = [
-            # A thread in order (create time, then seq), keyset-paged from either end.
+            # A thread in order (create time, then seq, NULL first), keyset-paged from either end
+            # with one row comparison (browse.thread_position): an index range at any depth.
             models.Index(
-                fields=["session", "created_at", "seq", "id"], name="inbox_message_thread_order"
+                F("session"),
+                F("created_at"),
+                THREAD_SEQ,
+                F("id"),
+                name="inbox_message_thread_position",
             ),
             # The thread's live poll: "what changed in this session since T?".
             models.Index(fields=["session", "updated_at"], name="inbox_message_thread_changed"),
@@ -316,3 +351,43 @@ class QuarantinedItem(models.Model):
 
     def __str__(self) -> str:
         return self.error[:80]
+
+
+class SessionCounter(models.Model):
+    """How many sessions, and how many unread letters, one (account, status, assignee, unread or
+    not) holds: the sidebar's and the tabs' counts, read from a few rows instead of counted over
+    every session on every request.
+
+    Database triggers on inbox_session keep these rows in step with every write, in the same
+    transaction, whichever code path makes it (inbox/counters.py says why);
+    `manage.py rebuild_counters` recounts them. Rows are per account, so sync workers of
+    different accounts never wait on one another here.
+    """
+
+    # No foreign key constraints: the triggers write these columns as plain numbers, also while
+    # an account or a user is being deleted (their sessions' rows go, or lose their assignee,
+    # in the same transaction).
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="session_counters",
+    )
+    status = models.CharField(max_length=16, choices=Session.Status.choices)
+    # The assignee's user id; 0 for unassigned (NULL would not be one key in a unique index).
+    assignee_id = models.IntegerField(default=0)
+    has_unread = models.BooleanField()
+    sessions = models.IntegerField(default=0)
+    unread = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The triggers' upsert key; also serves the sidebar's read by account.
+            models.UniqueConstraint(
+                fields=["account", "status", "assignee_id", "has_unread"],
+                name="inbox_sessioncounter_unique_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.status}/{self.assignee_id}/{self.has_unread}"

@@ -463,7 +463,8 @@ def _update_sessions(
         letters = by_session.get(session.pk)
         if not letters:
             continue
-        latest = max(letters, key=lambda letter: (letter.created_at, letter.seq or 0))
+        latest = max(letters, key=thread_position)
+        session.unread_count = unread_after(session.unread_count, session.last_message_at, letters)
         if latest.created_at >= session.last_message_at:
             session.last_message_at = latest.created_at
             session.last_message_type = latest.msg_type
@@ -476,17 +477,35 @@ def _update_sessions(
                 (letter.to_username for letter in incoming if is_channels_name(letter.to_username)),
                 session.my_username,
             )
-        if incoming:
-            session.unread_count += len(incoming)
-            if session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
-                # A new letter from the peer needs an answer again.
-                session.status = Session.Status.OPEN
-                session.snoozed_until = None
-                reopened.append(Message.activity_line(session, Message.Activity.OPENED, at=now))
+        if incoming and session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
+            # A new letter from the peer needs an answer again.
+            session.status = Session.Status.OPEN
+            session.snoozed_until = None
+            reopened.append(Message.activity_line(session, Message.Activity.OPENED, at=now))
         session.updated_at = now
         changed.append(session)
     _save_sessions(changed, SESSION_AGGREGATES)
     Message.objects.bulk_create(reopened)
+
+
+def thread_position(letter: Letter) -> tuple:
+    return (letter.created_at, letter.seq or 0)
+
+
+def unread_after(unread: int, latest_before, letters: list[Letter]) -> int:
+    """A session's unread count once these new letters are in. An outgoing letter (a reply
+    from here, or one the account wrote on the phone) means the account has answered: the
+    peer's letters before it are read, those after it unread. Letters stored before this page
+    are read too when the answer is newer than all of them (as sync delivers them, in order);
+    an answer older than the session's newest letter leaves those as they were."""
+    outgoing = [letter for letter in letters if letter.is_sender]
+    if not outgoing:
+        return unread + sum(1 for letter in letters if not letter.is_sender)
+    answer = max(thread_position(letter) for letter in outgoing)
+    after = sum(
+        1 for letter in letters if not letter.is_sender and thread_position(letter) > answer
+    )
+    return after if answer[0] >= latest_before else unread + after
 
 
 SESSION_AGGREGATES = (

@@ -86,15 +86,35 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
 def _list_context(
     request: HttpRequest, accounts: list, list_filter: ListFilter, before: str | None = None
 ) -> dict[str, Any]:
-    """The sidebar and the session list: three queries (accounts, counts, one page of rows)."""
-    try:
-        rows, next_cursor = browse.session_page(list_filter.sessions(request.user), before)
-    except BadCursor as exc:
-        raise Http404(str(exc)) from exc
-    counts = browse.view_counts(request.user, list_filter.account)
+    """The sidebar and the session list: two queries, the accounts with their counts (loaded
+    with counts=True by the caller) and one page of rows."""
+    return {
+        **_page_context(request, accounts, list_filter, before),
+        **_sidebar_context(accounts, list_filter),
+        **_outage_context(accounts),
+    }
+
+
+def _sidebar_context(accounts: list, list_filter: ListFilter) -> dict[str, Any]:
+    """The sidebar's links and counts, and the tab title's unread number: no query, the
+    accounts carry their counter sums."""
+    counts = browse.view_counts(accounts, list_filter.account)
     return {
         **_nav_context(accounts, list_filter, counts),
-        **_outage_context(accounts),
+        "unread_total": sum(account.unread for account in accounts),
+    }
+
+
+def _page_context(
+    request: HttpRequest, accounts: list, list_filter: ListFilter, before: str | None = None
+) -> dict[str, Any]:
+    """One page of the session list: one query. Load-more renders only this, so it counts
+    nothing."""
+    try:
+        rows, next_cursor = browse.session_page(request.user, list_filter, accounts, before)
+    except BadCursor as exc:
+        raise Http404(str(exc)) from exc
+    return {
         "show_account": len(accounts) > 1 and list_filter.account is None,
         "list_filter": list_filter,
         "list_query": urlencode(list_filter.params()),
@@ -103,7 +123,6 @@ def _list_context(
         "paged": bool(before),
         "poll_since": browse.to_micros(browse.poll_since([])),
         "poll_top": browse.session_key(rows[0]) if rows and not before else "",
-        "unread_total": sum(account.unread for account in accounts),
     }
 
 
@@ -123,12 +142,14 @@ def _ids(pks) -> str:
 @login_required
 @vary_on_headers("HX-Request")
 def index(request: HttpRequest) -> HttpResponse:
-    accounts = browse.visible_accounts(request.user)
-    list_filter = _list_filter(request, accounts)
     before = request.GET.get("before") or None
-    context = _list_context(request, accounts, list_filter, before)
-    if _fragment(request) and before:
+    load_more = _fragment(request) and before
+    accounts = browse.visible_accounts(request.user, counts=not load_more)
+    list_filter = _list_filter(request, accounts)
+    if load_more:
+        context = _page_context(request, accounts, list_filter, before)
         return render(request, "inbox/inbox.html#session-page", context)
+    context = _list_context(request, accounts, list_filter, before)
     if _fragment(request):
         return render(request, "inbox/inbox.html#list-switch", {**context, "fragment": True})
     return render(request, "inbox/inbox.html", {**context, "pane": "list"})
@@ -173,7 +194,7 @@ def _thread_page(
 ) -> dict[str, Any]:
     """The whole page around a thread: sidebar, session list, thread."""
     context = _thread_context(request, session, page)
-    accounts = browse.visible_accounts(request.user)
+    accounts = browse.visible_accounts(request.user, counts=True)
     context.update(_list_context(request, accounts, _list_filter(request, accounts)))
     return {**context, "pane": "thread", **extra}
 
@@ -313,13 +334,12 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
     next_since = browse.poll_since(stamps) if stamps else since
     if len(changed) >= browse.POLL_BATCH:
         next_since = max(stamps) - timedelta(microseconds=1)
-    accounts = browse.visible_accounts(request.user)
+    accounts = browse.visible_accounts(request.user, counts=True)
     list_filter = ListFilter(
         view=view, account=next((a for a in accounts if a.pk == account_id), None)
     )
-    counts = browse.view_counts(request.user, list_filter.account)
     context = {
-        **_nav_context(accounts, list_filter, counts),
+        **_sidebar_context(accounts, list_filter),
         **_outage_context(accounts),
         "moved": moved,
         "in_place": [s for s in changed if s not in moved],
@@ -328,7 +348,6 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
         "list_query": urlencode(list_filter.params()),
         "poll_since": browse.to_micros(max(next_since, since)),
         "poll_top": browse.session_key(moved[0]) if moved else request.GET.get("top", ""),
-        "unread_total": sum(account.unread for account in accounts),
     }
     return render(request, "inbox/sessions_poll.html", context)
 
@@ -341,7 +360,10 @@ def search(request: HttpRequest) -> HttpResponse:
     if _fragment(request) and not query:
         # The box was cleared: back to the list.
         accounts = browse.visible_accounts(request.user)
-        context = _list_context(request, accounts, ListFilter())
+        context = {
+            **_page_context(request, accounts, ListFilter()),
+            **_outage_context(accounts),
+        }
         return render(request, "inbox/inbox.html#list-body", context)
     results = search_service.search(request.user, query)
     if _fragment(request):
@@ -350,7 +372,7 @@ def search(request: HttpRequest) -> HttpResponse:
             "inbox/inbox.html#list-body",
             {"results": results, "q": query, "fragment": True},
         )
-    accounts = browse.visible_accounts(request.user)
+    accounts = browse.visible_accounts(request.user, counts=True)
     context = _list_context(request, accounts, ListFilter())
     return render(
         request, "inbox/inbox.html", {**context, "results": results, "q": query, "pane": "list"}

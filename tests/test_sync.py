@@ -277,7 +277,16 @@ def test_sessions_get_their_peer_unread_count_and_latest_letter(account, sandbox
         items = by_session[session.msg_session_id]
         latest = max(items, key=lambda i: (i["content"]["msg"]["CreateTime"], i["content"]["seq"]))
         latest_msg = latest["content"]["msg"]
-        assert session.unread_count == sum(1 for i in items if not i["content"]["isSender"])
+        # The account's newest reply (here or from the phone) read the peer's letters before it.
+        def position(item):
+            return (item["content"]["msg"]["CreateTime"], item["content"]["seq"])
+
+        answered = max((position(i) for i in items if i["content"]["isSender"]), default=None)
+        assert session.unread_count == sum(
+            1
+            for i in items
+            if not i["content"]["isSender"] and (answered is None or position(i) > answered)
+        )
         assert session.last_message_at == datetime.fromtimestamp(latest_msg["CreateTime"], UTC)
         assert session.last_message_type == latest_msg["MsgType"]
         if latest_msg["MsgType"] == 1:
@@ -327,16 +336,23 @@ def test_a_new_letter_after_catching_up_bumps_unread_and_reopens_the_session(acc
     assert session.last_message_at > timezone.now() - timedelta(minutes=1)
 
 
-def test_an_outgoing_letter_updates_the_preview_but_not_unread(account, sandbox):
+def test_a_reply_written_on_the_phone_reads_the_letters_before_it(account, sandbox):
     sync_account(account)
     session = Session.objects.get(msg_session_id=EXAMPLE_SESSION)
-    sandbox.add_letter(SANDBOX_APP_ID, "好的，已为您登记", peer=PEERS[0], is_sender=True)
-
+    sandbox.add_letter(SANDBOX_APP_ID, "在吗？", peer=PEERS[0])
     sync_account(account)
+    assert Session.objects.get(pk=session.pk).unread_count > 0
 
+    sandbox.add_letter(SANDBOX_APP_ID, "好的，已为您登记", peer=PEERS[0], is_sender=True)
+    sync_account(account)
     updated = Session.objects.get(pk=session.pk)
-    assert updated.unread_count == session.unread_count
+    assert updated.unread_count == 0
     assert updated.last_message_preview == "好的，已为您登记"
+
+    # The peer writes again after the answer: that letter is unread.
+    sandbox.add_letter(SANDBOX_APP_ID, "谢谢", peer=PEERS[0])
+    sync_account(account)
+    assert Session.objects.get(pk=session.pk).unread_count == 1
 
 
 def test_a_preview_with_quotes_braces_and_backslashes_is_stored_as_written(
