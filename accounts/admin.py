@@ -24,6 +24,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.formats import date_format
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -114,6 +115,7 @@ class SyncStateFilter(admin.SimpleListFilter):
         return [
             ("paused", _("Paused by the upstream's answer")),
             ("off", _("Switched off")),
+            ("outage", _("Device offline")),
             ("failing", _("Failing")),
             ("ok", _("Syncing")),
         ]
@@ -123,6 +125,8 @@ class SyncStateFilter(admin.SimpleListFilter):
         if value == "paused":
             return queryset.exclude(paused_reason="")
         if value == "off":
+        if value == "outage":
+            return queryset.filter(outage_since__isnull=False)
             return queryset.filter(enabled=False)
         if value == "failing":
             return queryset.filter(enabled=True, paused_reason="", failure_streak__gt=0)
@@ -149,6 +153,12 @@ class AccountAdmin(AccountScopedAdmin):
     account_path = "pk"
     form = AccountForm
     list_display = [
+    # As AccountForm's base_url, for the read-only form other staff get.
+    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}
+
+    class Media:
+        css = {"all": ["accounts/admin.css"]}
+
         "name",
         "app_id",
         "enabled",
@@ -168,6 +178,8 @@ class AccountAdmin(AccountScopedAdmin):
     readonly_fields = [
         "paused_reason",
         "key_buff",
+        "outage_since",
+        "outage_reason",
         "last_success_at",
         "last_error",
         "last_error_at",
@@ -201,6 +213,8 @@ class AccountAdmin(AccountScopedAdmin):
                     "last_error_at",
                     "failure_streak",
                     "created_at",
+                    "outage_since",
+                    "outage_reason",
                 ]
             },
         ),
@@ -328,6 +342,14 @@ class AccountAdmin(AccountScopedAdmin):
         if not account.enabled:
             return _("Switched off")
         if account.failure_streak:
+        if account.outage_since:
+            # Red (accounts/admin.css): nobody needs to resume it, but someone should know.
+            since = date_format(timezone.localtime(account.outage_since), "SHORT_DATETIME_FORMAT")
+            return format_html(
+                '<strong class="account-outage" title="{}">{}</strong>',
+                account.outage_reason,
+                _("Offline since %(since)s") % {"since": since},
+            )
             return _("Backing off")
         return _("OK")
 

@@ -271,6 +271,14 @@ class Message(models.Model):
                 condition=models.Q(delivery="sending"),
                 name="inbox_message_sending_sweep",
             ),
+            # search.search(): the newest text letters and notes first, walked until enough hit
+            # (common terms); the boundary of that walk is read from this index alone.
+            models.Index(
+                fields=["-created_at", "-id"],
+                include=["account", "kind"],
+                condition=models.Q(msg_type=1),
+                name="inbox_message_search_recent",
+            ),
         ]
 
     def __str__(self) -> str:

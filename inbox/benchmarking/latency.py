@@ -1,0 +1,360 @@
+"""Server time of the inbox's requests on the benchmark data set, in-process (Django's test client,
+DEBUG off), as an agent who works on every account.
+
+Every row of the tables is a Probe in PROBES: a name, the calls to make (a few distinct targets,
+taken in turn) and optionally an untimed step before each call (a new letter through the sync
+path, for the polls that answer a change). Add a row by appending a Probe. Each probe is timed
+`repeat` times; its queries are counted in one more call, untimed (capturing SQL costs time).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
+
+from accounts.models import Account
+from accounts.sandbox import letter_item
+from inbox import browse
+from inbox.benchmarking.dataset import TIMING_AGENT, Plan
+from inbox.models import Message, Session
+from inbox.payloads import parse_sync_page
+from inbox.sync import account_lease, store_page
+
+PLAIN_STATIC_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+
+@dataclass(frozen=True)
+class Call:
+    path: str
+    htmx: bool = False
+    expect: int = 200
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    calls: Callable[[Targets], list[Call]]
+    # Untimed, before each call: may change the data and returns the call to make.
+    before: Callable[[Targets, Call], Call] | None = None
+    table: str = "requests"
+    kind: str = ""  # the search table's "what" column
+
+
+@dataclass
+class Timing:
+    probe: Probe
+    seconds: list[float] = field(default_factory=list)
+    queries: int = 0
+    hits: int | None = None
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.seconds) * 1000
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)] * 1000
+
+
+class Targets:
+    """What the calls point at, looked up once and only when a probe asks."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.user = get_user_model().objects.get(username=TIMING_AGENT)
+        self.rng = random.Random(plan.spec.seed + 4)
+
+    @cached_property
+    def accounts(self) -> list[Account]:
+        return list(Account.objects.filter(app_id__startswith="bench-shop-").order_by("app_id"))
+
+    def _sessions(self, plans) -> list[Session]:
+        by_id = {
+            s.msg_session_id: s
+            for s in Session.objects.filter(msg_session_id__in=[p.msg_session_id for p in plans])
+        }
+        return [by_id[p.msg_session_id] for p in plans if p.msg_session_id in by_id]
+
+    @cached_property
+    def small(self) -> list[Session]:
+        """A few sessions of 11 letters (or the nearest size the plan has)."""
+        sizes = sorted(
+            {s.size for s in self.plan.sessions if s.size <= 20}, key=lambda n: abs(n - 11)
+        )
+        return self._sessions(self.plan.sessions_of_size(sizes[0])[:5])
+
+    @cached_property
+    def big(self) -> Session:
+        return self._sessions([self.plan.biggest()])[0]
+
+    def list_cursors(self, page: int, count: int = 3) -> list[str]:
+        """Load-more cursors of the All list at `page` (50 rows a page) and the next pages."""
+        ordered = browse.visible_sessions(self.user).order_by("-last_message_at", "-pk")
+        total = ordered.count()
+        cursors = []
+        for offset in range(count):
+            row = min((page + offset - 1) * browse.SESSION_PAGE, total) - 1
+            cursors.append(browse.session_key(ordered[max(row, 0)]))
+        return cursors
+
+    def thread_depths(self, session: Session, depths: list[int]) -> list[int]:
+        """Message ids `depth` messages from the newest end of the thread."""
+        newest_first = session.messages.order_by("-created_at", "-id").values_list("pk", flat=True)
+        size = newest_first.count()
+        return [newest_first[min(depth, size - 1)] for depth in depths]
+
+    def since_now(self) -> str:
+        return str(browse.to_micros(timezone.now()))
+
+    def new_letter(self, session: Session) -> None:
+        """One incoming letter for `session` through store_page, as the worker stores it."""
+        account = session.account
+        peer = session.peer_username
+        new_msg_id = self.rng.randrange(2**63, 2**64)
+        item = letter_item(
+            seq=new_msg_id % 10**9,
+            new_msg_id=new_msg_id,
+            me=session.my_username,
+            peer=peer,
+            is_sender=False,
+            msg_type=1,
+            content="在吗？还有一个问题想问",
+            create_time=int(time.time()),
+            msg_session_id=session.msg_session_id,
+        )
+        expected = Account.objects.values_list("key_buff", flat=True).get(pk=account.pk)
+        # The cursor stays where the build left it: this letter is news, not a page of history.
+        page = parse_sync_page({"list": [item], "keyBuff": expected})
+        with account_lease(account) as lease:
+            store_page(account, page, lease_token=lease, expected=expected)
+
+
+def _list(params: dict | None = None, htmx: bool = True) -> Call:
+    return Call("/" + (f"?{urlencode(params)}" if params else ""), htmx=htmx)
+
+
+def _thread(session: Session, htmx: bool = True, **params) -> Call:
+    query = f"?{urlencode(params)}" if params else ""
+    return Call(f"{session.get_absolute_url()}{query}", htmx=htmx)
+
+
+def _idle_list_poll(t: Targets, call: Call) -> Call:
+    return Call(f"/poll/?since={t.since_now()}", expect=204)
+
+
+def _list_poll_after_letter(t: Targets, call: Call) -> Call:
+    since = t.since_now()
+    t.new_letter(t.rng.choice(t.small))
+    return Call(f"/poll/?since={since}")
+
+
+def _idle_thread_poll(t: Targets, call: Call) -> Call:
+    return Call(f"{call.path}poll/?since={t.since_now()}&tail=1", expect=204)
+
+
+def _thread_poll_after_letter(t: Targets, call: Call) -> Call:
+    session = Session.objects.select_related("account").get(pk=int(call.path.split("/")[2]))
+    since = t.since_now()
+    t.new_letter(session)
+    return Call(f"{call.path}poll/?since={since}&tail=1")
+
+
+def _search(query: str) -> Callable[[Targets], list[Call]]:
+    return lambda t: [Call(f"/search/?{urlencode({'q': query})}", htmx=True)]
+
+
+PROBES: list[Probe] = [
+    Probe("/ list fragment, All", lambda t: [_list()]),
+    Probe("/ full page, All", lambda t: [_list(htmx=False)]),
+    Probe(
+        "load more, page 50",
+        lambda t: [_list({"before": cursor}) for cursor in t.list_cursors(50)],
+    ),
+    Probe(
+        "load more, page 1000 (or the last)",
+        lambda t: [_list({"before": cursor}) for cursor in t.list_cursors(1000)],
+    ),
+    Probe("tab Unread", lambda t: [_list({"view": "unread"})]),
+    Probe("tab Unassigned", lambda t: [_list({"view": "unassigned"})]),
+    Probe("tab Resolved", lambda t: [_list({"view": "resolved"})]),
+    Probe("tab Mine", lambda t: [_list({"view": "mine"})]),
+    Probe(
+        "account filter",
+        lambda t: [_list({"account": account.pk}) for account in t.accounts],
+    ),
+    Probe("thread open (HX), 11 letters", lambda t: [_thread(s) for s in t.small]),
+    Probe("thread open (HX), biggest session", lambda t: [_thread(t.big)]),
+    Probe("thread, full page", lambda t: [_thread(s, htmx=False) for s in t.small]),
+    Probe(
+        "load older, biggest session at depth",
+        lambda t: [
+            _thread(t.big, before=pk) for pk in t.thread_depths(t.big, [3000, 6000, 9000, 11000])
+        ],
+    ),
+    Probe(
+        "search hit around=, biggest session",
+        lambda t: [_thread(t.big, around=pk) for pk in t.thread_depths(t.big, [2000, 7000, 11000])],
+    ),
+    Probe("list poll, idle", lambda t: [Call("/poll/")], before=_idle_list_poll),
+    Probe(
+        "list poll after 1 new letter", lambda t: [Call("/poll/")], before=_list_poll_after_letter
+    ),
+    Probe(
+        "thread poll, idle",
+        lambda t: [_thread(s, htmx=False) for s in t.small],
+        before=_idle_thread_poll,
+    ),
+    Probe(
+        "thread poll after 1 new letter",
+        lambda t: [_thread(s, htmx=False) for s in t.small],
+        before=_thread_poll_after_letter,
+    ),
+]
+
+SEARCHES = [
+    ("货", "1 character, common"),
+    ("鑫", "1 character, rare"),
+    ("发货", "2 characters, common"),
+    ("退税", "2 characters, rare"),
+    ("保温杯", "3 characters, common"),
+    ("紫砂壶", "3 characters, rare"),
+    ("尽快发货", "4 characters, common"),
+    ("翡翠手镯", "4 characters, rare"),
+    ("discount", "English word, common"),
+    ("invoice", "English word, rare"),
+    ("王小明", "nickname"),
+    ("Lily", "nickname, Latin"),
+    ("没有这个词", "no hit"),
+]
+PROBES += [
+    Probe(f"search {query}", _search(query), table="search", kind=kind) for query, kind in SEARCHES
+]
+
+
+def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, list[Timing]]:
+    """Time every probe whose name contains `only`; the timings by table."""
+    targets = Targets(plan)
+    client = Client()
+    client.force_login(targets.user)
+    probes = [probe for probe in PROBES if only in probe.name]
+    advance = progress("timing requests", len(probes)) if progress else (lambda n: None)
+    tables: dict[str, list[Timing]] = {}
+    # A production setup serves hashed static names from a manifest that collectstatic writes;
+    # plain names cost the same to render and need no collectstatic first.
+    storages = {**settings.STORAGES, "staticfiles": {"BACKEND": PLAIN_STATIC_STORAGE}}
+    with (
+        override_settings(DEBUG=False, ALLOWED_HOSTS=["testserver"], STORAGES=storages),
+        warnings.catch_warnings(),
+    ):
+        # WhiteNoise warns once when STATIC_ROOT was never collected: true, and beside the point.
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+        for probe in probes:
+            timing = Timing(probe)
+            calls = probe.calls(targets)
+            # One untimed warm-up call, whose queries are counted.
+            timing.queries = _count_queries(client, targets, probe, calls[0])
+            for number in range(repeat):
+                call = calls[number % len(calls)]
+                if probe.before:
+                    call = probe.before(targets, call)
+                headers = {"HX-Request": "true"} if call.htmx else {}
+                started = time.perf_counter()
+                response = client.get(call.path, headers=headers)
+                timing.seconds.append(time.perf_counter() - started)
+                _check(probe, call, response)
+            if probe.table == "search":
+                timing.hits = _hits(targets, probe.name.removeprefix("search "))
+            tables.setdefault(probe.table, []).append(timing)
+            advance(1)
+    return tables
+
+
+def _count_queries(client: Client, targets: Targets, probe: Probe, call: Call) -> int:
+    if probe.before:
+        call = probe.before(targets, call)
+    headers = {"HX-Request": "true"} if call.htmx else {}
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(call.path, headers=headers)
+    _check(probe, call, response)
+    return len(queries)
+
+
+def _check(probe: Probe, call: Call, response) -> None:
+    if response.status_code != call.expect:
+        raise RuntimeError(
+            f"{probe.name}: GET {call.path} answered {response.status_code}, expected {call.expect}"
+        )
+
+
+def _hits(targets: Targets, query: str) -> int:
+    """All text letters and notes the user may see that contain `query` (a full count)."""
+    return (
+        Message.objects.filter(
+            msg_type=Message.Type.TEXT,
+            account__in=targets.accounts,
+            content__icontains=query,
+        )
+        .exclude(kind=Message.Kind.ACTIVITY)
+        .count()
+    )
+
+
+def format_tables(tables: dict[str, list[Timing]], plan: Plan, repeat: int) -> list[str]:
+    lines = [
+        f"{plan.spec.messages:,} messages, {plan.spec.sessions:,} sessions, "
+        f"{plan.spec.accounts} accounts on {_describe_database()}; as {TIMING_AGENT} (member "
+        f"of every account); {repeat} timed runs per request, DEBUG off, server time in-process.",
+        "",
+    ]
+    requests = tables.get("requests", [])
+    if requests:
+        width = max(len(t.probe.name) for t in requests)
+        lines.append(f"{'request':<{width}} | {'p50 ms':>7} | {'p95 ms':>7} | {'queries':>7}")
+        lines.append("-" * (width + 32))
+        for timing in requests:
+            lines.append(
+                f"{timing.probe.name:<{width}} | {timing.p50:>7.1f} | {timing.p95:>7.1f} | "
+                f"{timing.queries:>7}"
+            )
+        lines.append("")
+    searches = tables.get("search", [])
+    if searches:
+        width = max(len(t.probe.kind) for t in searches)
+        lines.append(
+            f"{'search':<12} | {'what':<{width}} | {'hits':>8} | {'p50 ms':>7} | "
+            f"{'p95 ms':>7} | {'queries':>7}"
+        )
+        lines.append("-" * (width + 60))
+        for timing in searches:
+            query = timing.probe.name.removeprefix("search ")
+            # Wide characters take two columns on a terminal.
+            pad = 12 - sum(2 if ord(c) > 0x2E80 else 1 for c in query)
+            lines.append(
+                f"{query}{' ' * max(pad, 0)} | {timing.probe.kind:<{width}} | "
+                f"{timing.hits:>8,} | {timing.p50:>7.1f} | {timing.p95:>7.1f} | "
+                f"{timing.queries:>7}"
+            )
+    return lines
+
+
+def _describe_database() -> str:
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        version = connection.pg_version
+        return f"PostgreSQL {version // 10000}.{version % 10000}"
+    return connection.display_name
