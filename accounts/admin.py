@@ -23,8 +23,8 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -114,8 +114,8 @@ class SyncStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             ("paused", _("Paused by the upstream's answer")),
-            ("off", _("Switched off")),
             ("outage", _("Device offline")),
+            ("off", _("Switched off")),
             ("failing", _("Failing")),
             ("ok", _("Syncing")),
         ]
@@ -124,9 +124,9 @@ class SyncStateFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "paused":
             return queryset.exclude(paused_reason="")
-        if value == "off":
         if value == "outage":
             return queryset.filter(outage_since__isnull=False)
+        if value == "off":
             return queryset.filter(enabled=False)
         if value == "failing":
             return queryset.filter(enabled=True, paused_reason="", failure_streak__gt=0)
@@ -152,13 +152,11 @@ def _count_per_account(queryset: QuerySet) -> Coalesce:
 class AccountAdmin(AccountScopedAdmin):
     account_path = "pk"
     form = AccountForm
-    list_display = [
-    # As AccountForm's base_url, for the read-only form other staff get.
-    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}
 
     class Media:
         css = {"all": ["accounts/admin.css"]}
 
+    list_display = [
         "name",
         "app_id",
         "enabled",
@@ -177,9 +175,9 @@ class AccountAdmin(AccountScopedAdmin):
     actions = ["sync_now", "pause_sync", "resume_sync", "reset_cursor", "check_connection"]
     readonly_fields = [
         "paused_reason",
-        "key_buff",
         "outage_since",
         "outage_reason",
+        "key_buff",
         "last_success_at",
         "last_error",
         "last_error_at",
@@ -212,9 +210,9 @@ class AccountAdmin(AccountScopedAdmin):
                     "last_error",
                     "last_error_at",
                     "failure_streak",
-                    "created_at",
                     "outage_since",
                     "outage_reason",
+                    "created_at",
                 ]
             },
         ),
@@ -341,7 +339,6 @@ class AccountAdmin(AccountScopedAdmin):
             )
         if not account.enabled:
             return _("Switched off")
-        if account.failure_streak:
         if account.outage_since:
             # Red (accounts/admin.css): nobody needs to resume it, but someone should know.
             since = date_format(timezone.localtime(account.outage_since), "SHORT_DATETIME_FORMAT")
@@ -350,6 +347,7 @@ class AccountAdmin(AccountScopedAdmin):
                 account.outage_reason,
                 _("Offline since %(since)s") % {"since": since},
             )
+        if account.failure_streak:
             return _("Backing off")
         return _("OK")
 
