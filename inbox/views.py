@@ -290,7 +290,8 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def sessions_poll(request: HttpRequest) -> HttpResponse:
-    """What changed in the session list since the cursor. Nothing → 204 after one query.
+    """What changed in the session list since the cursor, and the outage banner when the accounts
+    down are no longer those the page shows (`down`). Nothing → 204 after two small queries.
     Sessions with news newer than the list's top row move to the top; others are swapped in
     place wherever they are shown (even when they no longer match the view, so a badge read
     elsewhere clears here too)."""
