@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
@@ -58,6 +59,12 @@ def sends_token_in_clear(url: str) -> bool:
         return True
 
 
+def _http_url_formfield(field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs.setdefault("assume_scheme", "http")
+    return field.formfield(**kwargs)
+
+
 class AccountForm(forms.ModelForm):
     """The token is write-only: the field always renders empty (no value, no mask of its length);
     leaving it empty on an existing account keeps the stored token, except when the app id or base
@@ -82,6 +89,8 @@ class AccountForm(forms.ModelForm):
     class Meta:
         model = Account
         fields = "__all__"
+        # Also for admin's variants of this form that drop the declared base_url.
+        formfield_callback = staticmethod(_http_url_formfield)
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -152,6 +161,8 @@ def _count_per_account(queryset: QuerySet) -> Coalesce:
 class AccountAdmin(AccountScopedAdmin):
     account_path = "pk"
     form = AccountForm
+    # As AccountForm's base_url, for the read-only form other staff get.
+    formfield_overrides = {models.URLField: {"assume_scheme": "http"}}
 
     class Media:
         css = {"all": ["accounts/admin.css"]}
