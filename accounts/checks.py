@@ -8,7 +8,7 @@ from django.core.checks import Error, Tags, register
 from accounts.crypto import invalid_keys
 
 GENERATE_KEY = (
-    "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 )
 
 

@@ -72,7 +72,7 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     if positions := invalid_keys(list(keys)):
         raise ImproperlyConfigured(
             f"FINDER_ENCRYPTION_KEY: key number {positions[0]} is not a Fernet key (32 url-safe "
-            "base64-encoded bytes; make one with `python -c \"from cryptography.fernet import "
+            'base64-encoded bytes; make one with `python -c "from cryptography.fernet import '
             'Fernet; print(Fernet.generate_key().decode())"`)'
         )
     return MultiFernet([Fernet(key) for key in keys])

@@ -506,9 +506,7 @@ def test_a_view_only_staff_user_never_sees_the_token(client, django_user_model, 
     assert synced.app_id in html  # the read-only page is there, without the token
 
 
-def test_foreign_keys_offer_and_accept_only_the_staff_users_accounts(
-    staff_client, synced, other
-):
+def test_foreign_keys_offer_and_accept_only_the_staff_users_accounts(staff_client, synced, other):
     add = reverse("admin:inbox_cannedreply_add")
     form = staff_client.get(add).context["adminform"].form
     assert list(form.fields["account"].queryset) == [synced]

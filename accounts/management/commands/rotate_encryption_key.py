@@ -48,8 +48,7 @@ class Command(BaseCommand):
                 reencrypted=reencrypted,
             )
         self.stdout.write(
-            f"Re-encrypted {reencrypted} token(s) under the newest key; "
-            f"{current} already were."
+            f"Re-encrypted {reencrypted} token(s) under the newest key; {current} already were."
         )
         for account in unreadable:
             self.stderr.write(
