@@ -62,8 +62,9 @@ def clean_query(raw: str | None) -> str:
 
 def search_terms(query: str) -> list[str]:
     """The tsquery terms every text containing `query` has in its search vector: each ASCII word
-    as a prefix (it may be cut at either end of the query), one character alone, and each pair
-    of adjacent characters of a longer run of Chinese (or other wide) characters."""
+    as a prefix (the vector holds every suffix of a word, so a word cut at either end matches),
+    one character alone, and each pair of adjacent characters of a longer run of Chinese (or
+    other wide) characters."""
     terms = [f"'{word}':*" for word in LATIN_WORD.findall(query.lower())]
     for run in WIDE_RUN.findall(query):
         if len(run) == 1:

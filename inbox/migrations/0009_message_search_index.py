@@ -2,9 +2,10 @@
 
 pg_trgm extracts no trigram from a one- or two-character query, so `%发货%` read every row. Text
 letters and notes are now indexed by `inbox_search_vector(content)`: an IMMUTABLE SQL function
-that turns the text into lexemes (each maximal run of ASCII letters and digits, lower-cased; each
-character and each pair of adjacent characters of every run of CJK and other wide characters),
-in a GIN index. inbox.search builds the matching tsquery with the same rules (search_terms) and
+that turns the text into lexemes (every suffix of each maximal run of ASCII letters and digits,
+lower-cased, so that a query word cut at either end is a prefix of one of them; each character
+and each pair of adjacent characters of every run of CJK and other wide characters), in a GIN
+index. inbox.search builds the matching tsquery with the same rules (search_terms) and
 always rechecks the real substring. The index is an expression index, so every writer (sync's
 inserts, COPY, replies, notes) keeps it current without computing anything itself; after a change
 to the function, `manage.py rebuild_search_tokens` rebuilds it.
@@ -22,8 +23,9 @@ CREATE OR REPLACE FUNCTION inbox_search_vector(body text) RETURNS tsvector
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $function$
 SELECT array_to_tsvector(ARRAY(
     SELECT DISTINCT token FROM (
-        SELECT word[1] AS token
-        FROM regexp_matches(lower(body), '[a-z0-9]{1,100}', 'g') AS word
+        SELECT substr(word[1], position) AS token
+        FROM regexp_matches(lower(body), '[a-z0-9]{1,100}', 'g') AS word,
+             generate_series(1, char_length(word[1])) AS position
         UNION ALL
         SELECT substr(run[1], position, width)
         FROM regexp_matches(body, '[\u2e80-\u2fff\u3040-\ufeff\uff66-\U0010ffff]+', 'g') AS run,
