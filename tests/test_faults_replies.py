@@ -41,7 +41,8 @@ def broker_down() -> Iterator[Celery]:
     kombu connection error, as when the broker is down."""
     app = Celery("inbox-broker-down", set_as_current=False)
     app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.conf.broker_url = UNREACHABLE_BROKER
+    # Celery prefers CELERY_BROKER_URL from the environment to broker_url; the write URL wins.
+    app.conf.broker_url = app.conf.broker_write_url = UNREACHABLE_BROKER
     app.conf.broker_transport_options = {}
     app.conf.task_always_eager = False
     with setup_default_app(app):  # puts the app that was current back afterwards

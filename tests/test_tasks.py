@@ -410,6 +410,18 @@ def test_beat_runs_the_fan_out_every_few_seconds_and_the_housekeeping(settings):
     assert schedule["reopen-snoozed-sessions"]["task"] == "inbox.tasks.reopen_snoozed_sessions"
 
 
+def test_beat_sweeps_for_replies_whose_send_task_was_lost_every_minute(settings):
+    from inbox.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["requeue-unclaimed-replies"]
+    assert entry["task"] == "inbox.tasks.requeue_unclaimed_replies"
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] <= 60 < settings.REPLY_REQUEUE_AFTER_SECONDS
+    # A tick nobody ran in time is dropped: the next one does the same work.
+    assert entry["options"]["expires"] <= 2 * entry["schedule"]
+    assert settings.REPLY_MAX_REQUEUES >= 1
+
+
 def test_sync_tasks_are_acknowledged_late_and_requeued_if_their_worker_dies():
     from inbox.celery import app
 

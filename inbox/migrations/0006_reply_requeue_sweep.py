@@ -13,7 +13,6 @@ def queued_when_created(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("inbox", "0005_reply_maybe_delivered"),
     ]
