@@ -1,0 +1,530 @@
+"""A thread's messages as HTML, built in Python: one function per message instead of a template
+with dozens of tag calls, because a thread page renders fifty of them on every open, page and
+poll. The markup is the same as the templates made before.
+
+Everything here escapes what it is given and marks the result safe once; only http(s) URLs become
+links, so a letter can never carry a `javascript:` link into the page. Every text function runs
+in time linear in its input (no regular expression here can backtrack), so a hostile letter of
+any size costs milliseconds, not a web worker: see tests/test_rendering_safety.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import reprlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from functools import lru_cache
+from html import escape
+from typing import Any
+
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import DateFormat, re_escaped, re_formatchars
+from django.utils.formats import date_format, get_format
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from inbox import images
+from inbox.models import Message
+
+# --- safe text -------------------------------------------------------------------------------
+
+# An http(s) URL, stopping at whitespace, quotes, angle brackets and CJK punctuation (a Chinese
+# sentence often runs straight on after a link). Linear: after the scheme there is one greedy
+# character class and nothing to backtrack into.
+URL_RE = re.compile(r"""\bhttps?://[^\s<>"'\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]+""", re.I)
+# Plain ASCII punctuation that ends a sentence rather than a URL.
+_TRAILING = ".,;:!?)]}'\""
+
+
+def linkify(text: str) -> SafeString:
+    """Escaped text with line breaks kept and http(s) URLs made into links."""
+    text = text or ""
+    parts: list[str] = []
+    position = 0
+    for match in URL_RE.finditer(text):
+        start, end = match.start(), _trim_url(text, match.start(), match.end())
+        url = escape(text[start:end])
+        parts.append(escape(text[position:start]))
+        parts.append(
+            f'<a href="{url}" target="_blank" rel="noopener noreferrer nofollow">{url}</a>'
+        )
+        position = end
+    parts.append(escape(text[position:]))
+    return mark_safe("".join(parts).replace("\r\n", "\n").replace("\n", "<br>"))
+
+
+def _trim_url(text: str, start: int, end: int) -> int:
+    """Drop sentence punctuation after a URL, but keep a closing bracket that the URL itself
+    opened, as in wiki links. The brackets are counted once, so this stays linear (a loop that
+    recounted them per bracket was quadratic)."""
+    trimmed = end
+    while trimmed > start and text[trimmed - 1] in _TRAILING:
+        trimmed -= 1
+    if trimmed == end:
+        return end
+    opened = text.count("(", start, trimmed)
+    closed = text.count(")", start, trimmed)
+    while trimmed < end and text[trimmed] == ")" and opened > closed:
+        trimmed += 1
+        closed += 1
+    return trimmed
+
+
+def find_folded(text: str, query: str) -> tuple[int, int] | None:
+    """(start, end) in `text` of the first case-insensitive match of `query`, or None.
+
+    Case folding can change a string's length ("İ" folds to two code points, "ß" to "ss"), so
+    the match is found in the folded text and its ends are mapped back to the original
+    characters. str.find is linear, whatever the input."""
+    folded_query = query.casefold()
+    if not folded_query:
+        return None
+    folded = text.casefold()
+    index = folded.find(folded_query)
+    if index < 0:
+        return None
+    if len(folded) == len(text):
+        # Folding never shortens a character, so equal lengths mean one to one.
+        return index, index + len(folded_query)
+    origin = [position for position, char in enumerate(text) for _ in range(len(char.casefold()))]
+    return origin[index], origin[index + len(folded_query) - 1] + 1
+
+
+SNIPPET_BEFORE = 30
+SNIPPET_AFTER = 80
+
+
+def highlight(text: str, query: str) -> SafeString:
+    """A short snippet of `text` around the first match of `query`, escaped, with the match in
+    <mark>. Text without the match gives its beginning."""
+    text = " ".join((text or "").split())
+    query = " ".join((query or "").split())
+    span = find_folded(text, query) if query else None
+    if span is None:
+        head = text[: SNIPPET_BEFORE + SNIPPET_AFTER]
+        return mark_safe(escape(head) + ("…" if len(text) > len(head) else ""))
+    match_start, match_end = span
+    start = max(0, match_start - SNIPPET_BEFORE)
+    end = match_end + SNIPPET_AFTER
+    return mark_safe(
+        ("…" if start > 0 else "")
+        + escape(text[start:match_start])
+        + f"<mark>{escape(text[match_start:match_end])}</mark>"
+        + escape(text[match_end:end])
+        + ("…" if end < len(text) else "")
+    )
+
+
+def system_text(message: Message) -> str:
+    """A system notice's words (not escaped). A recall may come as XML; its <replacemsg> is the
+    sentence, perhaps in CDATA. Found with str.find: a regular expression here was quadratic."""
+    content = (message.content or "").strip()
+    if not content.startswith("<"):
+        return content or f"[{type_label(message.msg_type)}]"
+    opening = content.find("<replacemsg>")
+    closing = content.find("</replacemsg>", opening) if opening >= 0 else -1
+    if closing >= 0:
+        sentence = content[opening + len("<replacemsg>") : closing].strip()
+        if sentence.startswith("<![CDATA["):
+            sentence = sentence[len("<![CDATA[") :]
+            if sentence.endswith("]]>"):
+                sentence = sentence[: -len("]]>")]
+        if sentence.strip():
+            return sentence.strip()
+    if message.msg_type == Message.Type.RECALL:
+        return _("A message was recalled.")
+    return f"[{type_label(message.msg_type)}]"
+
+
+def type_label(msg_type: int | None) -> str:
+    """A message type in the reader's language: "Image", or "message type 9999"."""
+    if msg_type is None:
+        return ""
+    try:
+        return str(Message.Type(msg_type).label)
+    except ValueError:
+        return _("message type %(number)s") % {"number": msg_type}
+
+
+_RAW_SUMMARY = reprlib.Repr()
+_RAW_SUMMARY.maxlevel, _RAW_SUMMARY.maxstring, _RAW_SUMMARY.maxother = 20, 10_000, 1_000
+
+
+def pretty_json(value: Any) -> str:
+    """A raw payload for an admin to read. One nested too deep for the encoder is summarised
+    instead of failing the page."""
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    except (RecursionError, ValueError, TypeError):
+        return _RAW_SUMMARY.repr(value)
+
+
+def person(user) -> str:
+    """A staff member as the inbox names them: the full name, else the user name."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def minutes_ago(moment: datetime, now: datetime) -> int | None:
+    """Whole minutes since `moment` when it was within the last hour, else None."""
+    age = now - moment
+    if timedelta(0) <= age < timedelta(hours=1):
+        return int(age.total_seconds() // 60)
+    if timedelta(minutes=-5) < age < timedelta(0):  # a clock a little ahead of ours
+        return 0
+    return None
+
+
+def relative(minutes: int) -> str:
+    if minutes == 0:
+        return _("just now")
+    # The same words as inbox.js uses when it refreshes the time ("min" has no plural).
+    return _("%(count)d min ago") % {"count": minutes}
+
+
+def _time_element(moment: datetime, reader: Reader, *, live: bool = True) -> str:
+    """A bubble's <time>: relative within the last hour (and, when `live`, marked for inbox.js
+    to keep it current), else the local clock time; the full date and time as its title."""
+    local = moment.astimezone(reader.zone)
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    minutes = minutes_ago(moment, reader.now)
+    if minutes is None:
+        shown = clock
+    elif minutes == 0:
+        shown = reader.words["just_now"]
+    else:
+        shown = reader.words["minutes_ago"] % {"count": minutes}
+    title = escape(reader.full_time(local))
+    live_attributes = f' data-relative data-clock="{clock}"' if live and minutes is not None else ""
+    return f'<time datetime="{moment.isoformat()}" title="{title}"{live_attributes}>{shown}</time>'
+
+
+class CompiledDateFormat:
+    """A Django date format string split into its parts once, for formatting many datetimes:
+    django.utils.dateformat splits the string again on every call, a third of a bubble's cost."""
+
+    def __init__(self, format_string: str) -> None:
+        self.parts: list[tuple[bool, str]] = []
+        for index, piece in enumerate(re_formatchars.split(str(format_string))):
+            if index % 2:
+                self.parts.append((True, piece))
+            elif piece:
+                self.parts.append((False, re_escaped.sub(r"\1", piece)))
+
+    def __call__(self, value: datetime) -> str:
+        formatter = DateFormat(value)
+        return "".join(
+            str(getattr(formatter, piece)()) if is_code else piece for is_code, piece in self.parts
+        )
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _compiled_format(format_string: str) -> CompiledDateFormat:
+    return CompiledDateFormat(format_string)
+
+
+@lru_cache(maxsize=16)
+def _words(language: str | None) -> dict[str, str]:
+    """The fixed words of a message, translated once per language (and escaped for HTML)."""
+    words = {
+        "internal_note": _("Internal note"),
+        "system": _("System"),
+        "activity": _("%(actor)s %(action)s"),
+        "just_now": _("just now"),
+        # The same words as inbox.js uses when it refreshes the time ("min" has no plural).
+        "minutes_ago": _("%(count)d min ago"),
+        "sent_from_inbox": _("Image sent from the inbox"),
+        "untitled": _("Untitled"),
+        "shared_video": _("shared a Channels video"),
+        "app_message": _("App message"),
+        "unreadable": _("Part of this message could not be read."),
+        "show_raw": _("Show the raw payload"),
+        "sending": _("Sending…"),
+        "not_sent": _("Not sent"),
+        "sent": _("Sent"),
+        "confirm_resend": _(
+            "The upstream may have delivered this letter already. Send it again anyway?"
+        ),
+        "send_again": _("Send again"),
+        "retry": _("Retry"),
+        "image_alt": _("Image sent in the letter"),
+        "thumbnail_size": _("Thumbnail size in pixels"),
+        "loading_image": _("Loading the image…"),
+        "image_failed": _("The image could not be loaded:"),
+        "image_stalled": _("Still waiting for the image. Is the worker running?"),
+        "try_again": _("Try again"),
+        "load_image": _("Load image"),
+    }
+    return {key: escape(value) for key, value in words.items()}
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who a thread is rendered for, and when: looked up once per page, not once per message
+    (the user is a lazy object, the language and time zone are thread-locals)."""
+
+    superuser: bool
+    csrf_input: str
+    now: datetime
+    zone: tzinfo
+    words: dict[str, str]
+    full_time: CompiledDateFormat
+
+    @classmethod
+    def of(cls, user, csrf_token: str = "") -> Reader:
+        if csrf_token and csrf_token != "NOTPROVIDED":
+            csrf_input = (
+                f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(csrf_token)}">'
+            )
+        else:
+            csrf_input = ""
+        return cls(
+            superuser=bool(getattr(user, "is_superuser", False)),
+            csrf_input=csrf_input,
+            now=timezone.now(),
+            zone=timezone.get_current_timezone(),
+            words=_words(get_language()),
+            full_time=_compiled_format(get_format("DATETIME_FORMAT")),
+        )
+
+
+def render_message(message: Message, reader: Reader) -> SafeString:
+    """One message of a thread, as `reader` sees it."""
+    words = reader.words
+    pk = message.pk
+    if message.kind == Message.Kind.ACTIVITY:
+        line = words["activity"] % {
+            "actor": escape(person(message.author)) or words["system"],
+            "action": escape(str(message.get_activity_display())),
+        }
+        target = f": {escape(person(message.activity_user))}" if message.activity_user else ""
+        return mark_safe(
+            f'<div id="message-{pk}" class="activity-line"><span>{line}{target}</span>'
+            f"{_time_element(message.created_at, reader)}</div>"
+        )
+    if message.kind == Message.Kind.NOTE:
+        return mark_safe(
+            f'<article id="message-{pk}" class="note"><header class="note-head">'
+            f'<span class="note-label">{words["internal_note"]}</span> '
+            f'<span class="note-author">{escape(person(message.author))}</span> '
+            f"{_time_element(message.created_at, reader)}</header>"
+            f'<div class="note-body">{linkify(message.content)}</div></article>'
+        )
+    if message.msg_type in (Message.Type.SYSTEM, Message.Type.RECALL):
+        return mark_safe(
+            f'<div id="message-{pk}" class="system-line">'
+            f"<span>{escape(system_text(message))}</span> "
+            f"{_time_element(message.created_at, reader, live=False)}</div>"
+        )
+    direction = "message-out" if message.is_sender else "message-in"
+    delivery = escape(message.delivery)
+    parts = [
+        f'<article id="message-{pk}" class="message {direction} delivery-{delivery}">'
+        f'<div class="bubble bubble-type-{int(message.msg_type)}">',
+        _body(message, reader),
+    ]
+    if message.parse_error:
+        parts.append(f'<div class="parse-notice" role="note"><span>⚠ {words["unreadable"]}</span>')
+        if reader.superuser:
+            parts.append(
+                f'<details class="raw-payload"><summary>{words["show_raw"]}</summary>'
+                f'<p class="parse-error">{escape(message.parse_error)}</p>'
+                f"<pre>{escape(pretty_json(message.raw))}</pre></details>"
+            )
+        parts.append("</div>")
+    parts.append('</div><footer class="message-meta">')
+    if message.is_sender and message.author:
+        parts.append(f'<span class="message-author">{escape(person(message.author))}</span> ')
+    parts.append(_time_element(message.created_at, reader))
+    parts.append(_delivery(message, reader))
+    parts.append("</article>")
+    return mark_safe("".join(parts))
+
+
+def render_messages(messages, reader: Reader) -> SafeString:
+    """A run of messages in thread order, with a day separator before the first message and
+    wherever the day changes (as `{% ifchanged %}` did in the template this replaces)."""
+    parts = []
+    previous_day = None
+    for message in messages:
+        local_day = message.created_at.astimezone(reader.zone).date()
+        if local_day != previous_day:
+            previous_day = local_day
+            parts.append(
+                f'<div class="day-sep" data-day="{local_day:%Y%m%d}">'
+                f"<span>{escape(day_label(message.created_at))}</span></div>"
+            )
+        parts.append(render_message(message, reader))
+    return mark_safe("".join(parts))
+
+
+def day_label(moment: datetime) -> str:
+    """A thread's day separator: "Today", "Yesterday", the weekday within a week, else the
+    date."""
+    local = timezone.localtime(moment)
+    days = (timezone.localtime().date() - local.date()).days
+    if days == 0:
+        return _("Today")
+    if days == 1:
+        return _("Yesterday")
+    if 1 < days < 7:
+        return f"{date_format(local, 'l')} · {date_format(local, 'DATE_FORMAT')}"
+    return date_format(local, "DATE_FORMAT")
+
+
+def _body(message: Message, reader: Reader) -> str:
+    words = reader.words
+    if message.msg_type == Message.Type.TEXT:
+        return f'<div class="text">{linkify(message.content)}</div>'
+    if message.msg_type == Message.Type.IMAGE and message.attachment:
+        url = escape(message.attachment.url)
+        return (
+            f'<a class="reply-image" href="{url}" target="_blank" rel="noopener noreferrer">'
+            f'<img src="{url}" alt="{words["sent_from_inbox"]}"></a>'
+        )
+    if message.msg_type == Message.Type.IMAGE:
+        return render_image_card(message, reader)
+    if message.msg_type == Message.Type.APP:
+        video = message.app_type == 51
+        return (
+            '<div class="app-card">'
+            f'<span class="app-icon" aria-hidden="true">{"▶" if video else "🔗"}</span> '
+            '<span class="app-text">'
+            f'<span class="app-title">{escape(message.title) or words["untitled"]}</span> '
+            f'<span class="app-kind">{words["shared_video" if video else "app_message"]}</span>'
+            "</span></div>"
+        )
+    return f'<div class="text text-muted">[{escape(type_label(message.msg_type))}]</div>'
+
+
+def _delivery(message: Message, reader: Reader) -> str:
+    """The footer's delivery mark, and for a failed reply its reason and the Retry button."""
+    words = reader.words
+    if message.delivery == Message.Delivery.SENDING:
+        return f' <span class="delivery delivery-sending">{words["sending"]}</span></footer>'
+    if message.delivery == Message.Delivery.SENT:
+        return f' <span class="delivery delivery-sent" title="{words["sent"]}">✓</span></footer>'
+    if message.delivery != Message.Delivery.FAILED:
+        return "</footer>"
+    error = escape(message.delivery_error)
+    parts = [
+        f' <span class="delivery delivery-failed" title="{error}">{words["not_sent"]}</span>'
+        "</footer>"
+    ]
+    if message.delivery_error:
+        parts.append(f'<p class="delivery-error">{error}</p>')
+    if message.client_token:
+        url = reverse("inbox:retry", args=[message.pk])
+        confirm = f' hx-confirm="{words["confirm_resend"]}"' if message.maybe_delivered else ""
+        label = words["send_again"] if message.maybe_delivered else words["retry"]
+        parts.append(
+            f'<form class="retry-form" method="post" action="{url}" hx-post="{url}" '
+            f'hx-target="#message-{message.pk}" hx-swap="outerHTML"{confirm}>'
+            f'{reader.csrf_input}<button type="submit" '
+            f'class="button button-small retry-button">↻ {label}</button></form>'
+        )
+    return "".join(parts)
+
+
+def card_width(image) -> int:
+    """The image card's width in CSS pixels: landscape pictures 240 wide, portrait ones as wide
+    as their shape allows within 240 high, never narrower than 120."""
+    ratio = image.aspect_ratio if image else 1.0
+    return max(120, min(240, round(240 * ratio)))
+
+
+def render_image_card(
+    message: Message,
+    reader: Reader,
+    *,
+    waiting: bool = False,
+    gave_up: bool = False,
+    polls: int | str = "",
+) -> SafeString:
+    """An image letter's card: the picture once downloaded, else its size and a Load button;
+    while `waiting`, it asks the image view again every second until the picture is there or
+    it `gave_up`."""
+    words = reader.words
+    image = message.image
+    pk = message.pk
+    fresh = images.has_fresh_url(message)
+    poll = ""
+    if waiting and not fresh and not gave_up:
+        url = reverse("inbox:image", args=[pk])
+        poll = (
+            f' hx-get="{url}?polls={escape(str(polls))}" hx-trigger="load delay:1s" '
+            'hx-swap="outerHTML"'
+        )
+    width = (image.thumb_width if image else None) or 1
+    height = (image.thumb_height if image else None) or 1
+    parts = [
+        f'<div id="image-{pk}" class="image-card" data-width="{card_width(image)}"{poll}>'
+        f'<div class="image-frame" data-aspect-ratio="{width} / {height}">'
+    ]
+    if fresh:
+        url = escape(message.image_url)
+        parts.append(
+            f'<a href="{url}" target="_blank" rel="noopener noreferrer"><img src="{url}" '
+            f'alt="{words["image_alt"]}" loading="lazy"></a>'
+        )
+    else:
+        parts.append('<span class="image-placeholder" aria-hidden="true">▧</span>')
+    parts.append('</div><div class="image-info">')
+    if image is not None:
+        parts.append(_image_sizes(image, words))
+    parts.append("</div>")
+    if not fresh:
+        if waiting and not gave_up:
+            parts.append(
+                '<p class="image-status" role="status"><span class="spinner" aria-hidden="true">'
+                f"</span> {words['loading_image']}</p>"
+            )
+        else:
+            if message.image_error:
+                parts.append(
+                    f'<p class="image-error">{words["image_failed"]} '
+                    f"{escape(message.image_error)}</p>"
+                )
+            elif gave_up:
+                parts.append(f'<p class="image-error">{words["image_stalled"]}</p>')
+            url = reverse("inbox:load_image", args=[pk])
+            label = words["try_again" if message.image_error or gave_up else "load_image"]
+            parts.append(
+                f'<form method="post" action="{url}" hx-post="{url}" hx-target="#image-{pk}" '
+                f'hx-swap="outerHTML">{reader.csrf_input}'
+                f'<button type="submit" class="button button-small">{label}</button></form>'
+            )
+    parts.append("</div>")
+    return mark_safe("".join(parts))
+
+
+def _image_sizes(image, words: dict[str, str]) -> str:
+    parts = []
+    if image.thumb_width and image.thumb_height:
+        parts.append(
+            f'<span class="image-dims" title="{words["thumbnail_size"]}">'
+            f"{int(image.thumb_width)}×{int(image.thumb_height)}</span>"
+        )
+    if image.thumb_length:
+        parts.append(_size_span(_("thumbnail %(size)s"), image.thumb_length))
+    if image.length:
+        parts.append(_size_span(_("image %(size)s"), image.length))
+    if image.hd_length:
+        parts.append(_size_span(_("HD %(size)s"), image.hd_length))
+    return " ".join(parts)
+
+
+def _size_span(words: str, size: int) -> str:
+    return f"<span>{escape(words % {'size': filesizeformat(size)})}</span>"
