@@ -107,3 +107,26 @@ def test_pages_stay_within_their_budget(
         member_client.get(busy.get_absolute_url())
     with django_assert_max_num_queries(5):
         member_client.get(reverse("inbox:search"), {"q": "你好"}, HTTP_HX_REQUEST="true")
+
+
+def test_the_list_reads_its_counts_with_the_accounts_and_load_more_reads_none(
+    member_client, account, sandbox, django_assert_num_queries
+):
+    grow(sandbox, account, 60)
+    index = reverse("inbox:index")
+    first = member_client.get(index)
+    assert first.context["next_cursor"]
+    # Sign-in session and user, the accounts with their counter sums, one page of rows.
+    with django_assert_num_queries(4):
+        member_client.get(index, {"view": "unread"}, HTTP_HX_REQUEST="true")
+    # Load-more shows no counts: the accounts (for visibility) and the page.
+    with django_assert_num_queries(4) as captured:
+        member_client.get(index, {"before": first.context["next_cursor"]}, HTTP_HX_REQUEST="true")
+    assert not any("inbox_sessioncounter" in query["sql"] for query in captured)
+    # A poll with news reads the counters, never the sessions, for its counts.
+    with django_assert_num_queries(4) as captured:
+        member_client.get(reverse("inbox:sessions_poll"), {"since": "0"})
+    assert sum("inbox_sessioncounter" in query["sql"] for query in captured) == 1
+    assert not any(
+        "SUM" in query["sql"] and '"inbox_session"' in query["sql"] for query in captured
+    )
