@@ -464,6 +464,7 @@ def test_htmx_is_told_not_to_inject_styles_or_evaluate_code(member_client):
     assert config["includeIndicatorStyles"] is False
     assert config["allowEval"] is False
     assert config["allowScriptTags"] is False
+    assert "style" not in config["attributesToSettle"]
     css = (ROOT / "static/inbox/inbox.css").read_text()
     assert ".htmx-request .htmx-indicator" in css
 

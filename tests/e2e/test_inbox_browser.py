@@ -46,7 +46,9 @@ def test_an_image_card_loads_its_picture(page, live_server, inbox, sandbox):
     picture = page.locator(".image-card img").first
     expect(picture).to_be_visible()
     assert picture.get_attribute("src").startswith(sandbox.base_url + "/_sandbox/files/")
-    page.wait_for_function("document.querySelector('.image-card img').naturalWidth > 0")
+    # A function, not an expression: Playwright re-evaluates an expression with eval() on each
+    # poll, which the Content-Security-Policy refuses.
+    page.wait_for_function("() => document.querySelector('.image-card img').naturalWidth > 0")
 
 
 def test_a_letter_synced_while_the_page_is_open_appears_without_reload(
