@@ -458,6 +458,17 @@ def test_pages_carry_a_csp_without_unsafe_inline_and_render_nothing_inline(
     assert "data-aspect-ratio=" in pages["thread with an image"].content.decode()
 
 
+def test_a_refused_form_explains_itself_without_inline_styles(alice):
+    """Django's own CSRF failure page has an inline stylesheet the CSP would block."""
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "it was open for too long, or it was sent from another site" in html
+    assert not INLINE.search(html)
+    assert not signed_in(client)
+
+
 def test_htmx_is_told_not_to_inject_styles_or_evaluate_code(member_client):
     html = member_client.get(reverse("inbox:index")).content.decode()
     config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", html).group(1))
