@@ -177,7 +177,7 @@ def parse_filter_for_poll(params) -> tuple[ListView, int | None]:
     if view is None:
         raise BadCursor("unknown view")
     account = params.get("account") or None
-    if account is not None and not is_number(account):
+    if account is not None and not is_row_id(account):
         raise BadCursor("bad account")
     return view, int(account) if account else None
 
@@ -198,6 +198,16 @@ def is_number(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
+# The largest primary key the database can hold (a signed 64-bit integer): a larger number in
+# a query makes SQLite raise OverflowError, so it is refused before it gets there.
+MAX_ROW_ID = 2**63 - 1
+
+
+def is_row_id(value: str) -> bool:
+    """A primary key as a query string writes it: ASCII digits within the database's range."""
+    return is_number(value) and len(value) <= 19 and int(value) <= MAX_ROW_ID
+
+
 def to_micros(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(microseconds=1)
 
@@ -215,7 +225,7 @@ def session_key(session: Session) -> str:
 
 def parse_session_key(value: str) -> tuple[datetime, int]:
     moment, _, pk = value.partition(".")
-    if not is_number(pk):
+    if not is_row_id(pk):
         raise BadCursor("bad session cursor")
     return from_micros(moment), int(pk)
 

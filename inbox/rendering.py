@@ -80,7 +80,7 @@ def find_folded(text: str, query: str) -> tuple[int, int] | None:
 
     Case folding can change a string's length ("İ" folds to two code points, "ß" to "ss"), so
     the match is found in the folded text and its ends are mapped back to the original
-    characters. str.find is linear, whatever the input."""
+    characters. str.find and the mapping are linear, whatever the input."""
     folded_query = query.casefold()
     if not folded_query:
         return None
@@ -91,8 +91,28 @@ def find_folded(text: str, query: str) -> tuple[int, int] | None:
     if len(folded) == len(text):
         # Folding never shortens a character, so equal lengths mean one to one.
         return index, index + len(folded_query)
-    origin = [position for position, char in enumerate(text) for _ in range(len(char.casefold()))]
-    return origin[index], origin[index + len(folded_query) - 1] + 1
+    start = _unfolded_index(text, index)
+    return start, _unfolded_index(text, index + len(folded_query) - 1) + 1
+
+
+_FOLD_CHUNK = 4096
+
+
+def _unfolded_index(text: str, folded_index: int) -> int:
+    """The index of the character of `text` whose folding covers position `folded_index` of
+    text.casefold(). Case folding is context-free, so whole chunks can be folded at C speed
+    and only the last one is walked character by character."""
+    consumed = 0
+    for chunk_start in range(0, len(text), _FOLD_CHUNK):
+        chunk = text[chunk_start : chunk_start + _FOLD_CHUNK]
+        size = len(chunk.casefold())
+        if consumed + size > folded_index:
+            for offset, char in enumerate(chunk):
+                consumed += len(char.casefold())
+                if consumed > folded_index:
+                    return chunk_start + offset
+        consumed += size
+    return len(text)
 
 
 SNIPPET_BEFORE = 30

@@ -159,7 +159,7 @@ def _anchor(request: HttpRequest, session: Session, name: str) -> Message | None
     value = request.GET.get(name)
     if not value:
         return None
-    if not browse.is_number(value):
+    if not browse.is_row_id(value):
         raise Http404("bad message id")
     return get_object_or_404(session.messages.all(), pk=int(value))
 
@@ -214,7 +214,10 @@ def thread(request: HttpRequest, pk: int) -> HttpResponse:
         page = browse.page_after(session, after)
         return render(request, "inbox/inbox.html#newer", _thread_context(request, session, page))
 
-    services.mark_read(session)
+    if _fragment(request):
+        # Only the inbox's own htmx request reads the thread: a plain GET (a link from another
+        # site, a prefetch) must not change state. A full page load is read by its first poll.
+        services.mark_read(session)
     if around:
         page = browse.page_around(session, around)
     elif before:
@@ -258,7 +261,9 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
         .annotate(changed=Exists(changed)),
         pk=pk,
     )
-    seen = request.GET.get("seen") == "1"
+    # Only inbox.js's htmx poll from a visible tab reads the thread; a cross-site GET cannot
+    # send the HX-Request header.
+    seen = request.GET.get("seen") == "1" and bool(request.htmx)
     session_changed = session.updated_at > since
     if not session.changed and not session_changed and not (seen and session.unread_count):
         return HttpResponse(status=204)

@@ -259,14 +259,54 @@ def test_notes_and_activity_lines_have_their_own_look(member_client, synced, mem
     assert "李四 resolved this conversation" in html
 
 
-def test_opening_a_thread_reads_it_for_everyone(member_client, synced):
-    session = session_of(PEERS[1])
+def test_opening_a_thread_in_the_inbox_reads_it_for_everyone(member_client, synced):
+    session = session_of(PEERS[4])
     assert session.unread_count > 0
     before = session.updated_at
-    member_client.get(session.get_absolute_url())
+    member_client.get(session.get_absolute_url(), HTTP_HX_REQUEST="true")
     session.refresh_from_db()
     assert session.unread_count == 0
     assert session.updated_at > before
+
+
+def test_a_plain_get_of_a_thread_reads_nothing_until_the_pages_own_poll(member_client, synced):
+    # A link from another site is a plain GET (it cannot send HX-Request): no state changes.
+    session = session_of(PEERS[4])
+    unread = session.unread_count
+    assert unread > 0
+    page = member_client.get(session.get_absolute_url())
+    assert page.status_code == 200
+    session.refresh_from_db()
+    assert session.unread_count == unread
+    since = page.context["thread_since"]
+    poll_url = reverse("inbox:thread_poll", args=[session.pk])
+    member_client.get(poll_url, {"since": since, "seen": "1"})
+    session.refresh_from_db()
+    assert session.unread_count == unread
+    # The page's first poll from a visible tab (inbox.js, an htmx request) reads it.
+    member_client.get(poll_url, {"since": since, "seen": "1"}, HTTP_HX_REQUEST="true")
+    session.refresh_from_db()
+    assert session.unread_count == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "status"),
+    [
+        ("inbox:sessions_poll", {"since": "0", "account": "9" * 25}, 400),
+        ("inbox:sessions_poll", {"since": "0", "account": str(2**63)}, 400),
+        ("inbox:sessions_poll", {"since": "0", "top": f"1.{'9' * 25}"}, 400),
+        ("inbox:index", {"before": f"1.{'9' * 25}"}, 404),
+        ("inbox:thread", {"before": "9" * 25}, 404),
+        ("inbox:thread", {"around": str(2**63)}, 404),
+    ],
+)
+def test_ids_beyond_the_databases_range_are_refused_not_a_server_error(
+    member_client, synced, name, params, status
+):
+    args = [session_of(PEERS[4]).pk] if name == "inbox:thread" else []
+    for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+        response = member_client.get(reverse(name, args=args), params, **headers)
+        assert response.status_code == status
 
 
 def test_a_long_thread_shows_the_newest_fifty_and_pages_back_by_keyset(
