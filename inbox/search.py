@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from inbox.models import Message, Session
@@ -34,7 +32,8 @@ MESSAGE_HITS = 30
 # How many of the newest text letters the first plan walks before the index takes over: enough for
 # a term in one letter out of 170 to fill a page of hits from it alone.
 RECENT_WINDOW = 5000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# pg_trgm finds nothing to index in a query shorter than this.
+TRIGRAM = 3
 
 # The lexemes of inbox_search_vector() (migration 0009), for the query side: keep them the same.
 LATIN_WORD = re.compile(r"[a-z0-9]{1,100}")
@@ -76,7 +75,8 @@ def search_terms(query: str) -> list[str]:
 
 def search(user, query: str) -> SearchResults:
     """Sessions and messages matching `query`, newest first; nothing the user may not see.
-    At most four queries: the user's accounts, sessions, recent messages, older messages."""
+    At most five queries: the user's accounts, sessions, the recent window's boundary, recent
+    messages, older messages."""
     query = clean_query(query)
     if not query:
         return SearchResults(query="")
@@ -102,14 +102,23 @@ def _matching_sessions(account_ids: list[int] | None, query: str) -> list[Sessio
     sessions = Session.objects.all()
     if account_ids is not None:
         sessions = sessions.filter(account_id__in=account_ids)
-    return list(
-        sessions.filter(
+    if len(query) >= TRIGRAM:
+        # The trigram indexes of migration 0003 serve all three.
+        sessions = sessions.filter(
             Q(peer_nickname__icontains=query)
             | Q(peer_username__icontains=query)
             | Q(msg_session_id__icontains=query)
         )
-        .select_related("account", "assignee")
-        .order_by("-last_message_at", "-pk")[:SESSION_HITS]
+    else:
+        # User names and session ids are long ASCII ids that one or two characters would match
+        # almost all of; a short query is a name (小明), found through the nickname's vector.
+        sessions = _vector_match(
+            sessions.filter(peer_nickname__icontains=query), "inbox_session.peer_nickname", query
+        )
+    return list(
+        sessions.select_related("account", "assignee").order_by("-last_message_at", "-pk")[
+            :SESSION_HITS
+        ]
     )
 
 
@@ -127,30 +136,39 @@ def _searchable(account_ids: list[int] | None) -> QuerySet[Message]:
 def _matching_messages(account_ids: list[int] | None, query: str) -> list[Message]:
     searchable = _searchable(account_ids)
     newest_first = ("-created_at", "-pk")
-    # The create time of the RECENT_WINDOW-th newest searchable message (an index-only scan);
-    # the epoch when there are fewer, so that the walk covers them all.
-    boundary = Coalesce(
-        Subquery(
-            searchable.order_by(*newest_first).values("created_at")[
-                RECENT_WINDOW - 1 : RECENT_WINDOW
-            ]
-        ),
-        Value(EPOCH),
-    )
     hits = searchable.filter(content__icontains=query).select_related(
         "session", "session__account", "author"
     )
-    found = list(hits.filter(created_at__gte=boundary).order_by(*newest_first)[:MESSAGE_HITS])
+    # The create time of the RECENT_WINDOW-th newest searchable message, read from the index
+    # alone. Passed as a value, not a subquery: the planner then knows the walk is a short
+    # range of the index, whatever it guesses about the substring condition.
+    boundary = list(
+        searchable.order_by(*newest_first).values_list("created_at", flat=True)[
+            RECENT_WINDOW - 1 : RECENT_WINDOW
+        ]
+    )
+    if not boundary:
+        return list(hits.order_by(*newest_first)[:MESSAGE_HITS])
+    found = list(hits.filter(created_at__gte=boundary[0]).order_by(*newest_first)[:MESSAGE_HITS])
     if len(found) >= MESSAGE_HITS:
         return found
-    older = hits.filter(created_at__lt=boundary)
-    terms = search_terms(query)
-    if terms and connection.vendor == "postgresql":
-        older = older.filter(
-            RawSQL(
-                'inbox_search_vector("inbox_message"."content") @@ %s::tsquery',
-                [" & ".join(terms)],
-                output_field=BooleanField(),
-            )
-        )
+    older = _vector_match(hits.filter(created_at__lt=boundary[0]), "inbox_message.content", query)
     return found + list(older.order_by(*newest_first)[: MESSAGE_HITS - len(found)])
+
+
+def _vector_match(queryset: QuerySet, column: str, query: str) -> QuerySet:
+    """Narrow to rows whose search vector has every term of `query` (the GIN indexes of
+    migrations 0009 and 0010 serve it). The substring condition stays on the queryset: the
+    vector only narrows. Without terms (a query of punctuation), or off PostgreSQL, the
+    substring condition alone decides."""
+    terms = search_terms(query)
+    if not terms or connection.vendor != "postgresql":
+        return queryset
+    table, name = column.split(".")
+    return queryset.filter(
+        RawSQL(
+            f'inbox_search_vector("{table}"."{name}") @@ %s::tsquery',
+            [" & ".join(terms)],
+            output_field=BooleanField(),
+        )
+    )

@@ -42,6 +42,15 @@ def test_sessions_are_found_by_nickname_user_name_or_session_id(member):
     assert lily in search(member, lily.msg_session_id[:12]).sessions
 
 
+def test_one_or_two_characters_find_a_session_by_nickname_only(member):
+    xiaolu = Session.objects.get(peer_username=PEERS[0].username)
+    Session.objects.filter(pk=xiaolu.pk).update(peer_nickname="小鹿同学")
+    assert search(member, "小鹿").sessions == [xiaolu]
+    assert search(member, "鹿").sessions == [xiaolu]
+    # Two characters of an id would match nearly every session: ids need three.
+    assert search(member, "v2").sessions == []
+
+
 def test_image_xml_and_activity_lines_are_not_searched(member):
     assert not search(member, "cdnthumburl").messages
 
