@@ -201,6 +201,10 @@ class SandboxAccount:
     live_count: int = 0
     # "online", "offline" (the phone logged out: 微信已离线) or "missing" (设备不存在).
     device: str = "online"
+    # A long history made on demand (see SandboxState.add_history): the first `history` places
+    # of the log, over `history_sessions` peers; `letters` follow it.
+    history: int = 0
+    history_sessions: int = 0
 
 
 class SandboxState:
@@ -253,6 +257,14 @@ class SandboxState:
                         new_msg_id=script_ids.randrange(10**17, 2**64),
                     )
             return account
+
+    def add_history(self, app_id: str, *, letters: int, sessions: int) -> None:
+        """Give the account a history of `letters` letters over `sessions` peers, made on demand
+        page by page (a million cost no memory here), served before its other letters; its
+        peers' nicknames are known to contactList."""
+        with self.lock:
+            account = self.accounts[app_id]
+            account.history, account.history_sessions = letters, max(1, sessions)
 
     def reset(self) -> None:
         with self.lock:
@@ -487,7 +499,7 @@ class SandboxState:
         self._generate_live(account)
         if fault and fault.kind == "redeliver":
             position = max(0, position - fault.overlap)
-        page = account.letters[position : position + self.page_size]
+        page = _log_slice(account, position, position + self.page_size)
         next_position = position + len(page)
         return _envelope(200, "操作成功", {"list": page, "keyBuff": _encode_cursor(next_position)})
 
@@ -567,6 +579,9 @@ class SandboxState:
     ) -> tuple[int, bytes]:
         query = body.get("queryInfo")
         found = [peer for peer in PEERS if peer.username == query]
+        number = history_peer_number(account, query) if isinstance(query, str) else None
+        if number is not None:
+            found.append(Peer(query, history_nickname(number)))
         return _envelope(
             200,
             "操作成功",
@@ -594,6 +609,77 @@ class SandboxState:
         return _envelope(
             200, "操作成功", {"fileUrl": f"{self.base_url}/_sandbox/files/{md5}-{image_type}.png"}
         )
+
+
+def history_peer(account: SandboxAccount, number: int) -> str:
+    """The user name of peer `number` of the account's made-on-demand history."""
+    return f"{_history_prefix(account)}{number:016d}@finder"
+
+
+def history_peer_number(account: SandboxAccount, username: str) -> int | None:
+    """Which history peer `username` is, or None: how contactList knows them without a table."""
+    prefix = _history_prefix(account)
+    digits = username.removeprefix(prefix).removesuffix("@finder")
+    if not username.startswith(prefix) or not digits.isdigit() or len(digits) != 16:
+        return None
+    number = int(digits)
+    return number if number < account.history_sessions else None
+
+
+def history_nickname(number: int) -> str:
+    return f"{HISTORY_SURNAMES[number % len(HISTORY_SURNAMES)]}{number:06d}"
+
+
+HISTORY_SURNAMES = "王李张刘陈杨黄赵吴周"
+
+
+def _history_prefix(account: SandboxAccount) -> str:
+    return f"v2_0600002310{hashlib.sha256(account.app_id.encode()).hexdigest()[:50]}"
+
+
+def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
+    """Letter `position` of the account's history, made the same on every call: a tenth are
+    images, a fifth go from the shop to the peer, one a second over the last year or so."""
+    number = position % account.history_sessions
+    peer = history_peer(account, number)
+    digest = hashlib.blake2b(f"{account.app_id}:{position}".encode(), digest_size=8).digest()
+    is_sender = position % 5 == 4
+    if position % 10 == 3:
+        md5 = hashlib.md5(digest).hexdigest()
+        msg_type = 3
+        content = IMAGE_XML.format(
+            key=md5,
+            url=f"3057020100044b3049{md5}",
+            width=120,
+            height=160,
+            thumb_length=1600,
+            length=38400,
+            hd_length=96000,
+            md5=md5,
+        )
+    else:
+        msg_type, content = 1, LIVE_TEXTS[position % len(LIVE_TEXTS)]
+    return letter_item(
+        seq=position + 1,
+        new_msg_id=max(1, int.from_bytes(digest, "big")),
+        me=account.finder_username,
+        peer=peer,
+        is_sender=is_sender,
+        msg_type=msg_type,
+        content=content,
+        create_time=HISTORY_START + position,
+        msg_session_id=session_id_for(account.app_id, peer),
+    )
+
+
+HISTORY_START = 1_672_531_200  # 2023-01-01, so the history is older than anything live
+
+
+def _log_slice(account: SandboxAccount, start: int, stop: int) -> list[dict[str, Any]]:
+    """Places start..stop of the account's log: made-on-demand history, then `letters`."""
+    offset = account.history
+    made = [history_item(account, position) for position in range(start, min(stop, offset))]
+    return made + account.letters[max(start - offset, 0) : max(stop - offset, 0)]
 
 
 def _envelope(ret: int, msg: str, data: Any = None) -> tuple[int, bytes]:
@@ -667,6 +753,9 @@ def png_bytes(width: int, height: int, seed: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the body then waits for the
+    # client's delayed ACK (~40 ms a call on Linux), which capped a client at ~20 calls a second.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox serves many polls a minute."""

@@ -4,59 +4,155 @@ v2_0600…@finder. Best effort: a lookup that fails is logged and the session ke
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.client import VideosApiError
+from accounts.client import VideosApiClient, VideosApiError
+from accounts.models import Account
 from inbox.models import Session
 from inbox.payloads import clean_text
 from inbox.services import my_identity
-from inbox.sync import is_channels_name
+from inbox.sync import bound_cursor, is_channels_name
 
 log = logging.getLogger(__name__)
 
 NICKNAME_LENGTH = Session._meta.get_field("peer_nickname").max_length
 
 
+# contactList answers for one peer per call (its queryInfo is one user name), so a backfill
+# keeps this many calls in flight, each thread with its own HTTP connection per account.
+LOOKUP_THREADS = 8
+# Sessions read, looked up and written per round: one SELECT and one UPDATE each.
+BATCH_SIZE = 500
+
+
 def fill_peer_nicknames(session_ids: Iterable[int]) -> int:
     """Look up each distinct peer of these sessions that has no nickname yet, one contactList
     call per peer, and store what the upstream knows. Returns how many sessions were named."""
-    sessions = (
-        Session.objects.filter(pk__in=list(session_ids), peer_nickname="")
-        .exclude(peer_username="")
-        .select_related("account")
-        .order_by("pk")
-    )
-    peers: dict[tuple[int, str], Session] = {}
-    for session in sessions:
-        peers.setdefault((session.account_id, session.peer_username), session)
-    clients = {}
-    named = 0
-    try:
-        for (account_id, peer), session in peers.items():
-            account = session.account
+    return backfill_nicknames(Session.objects.filter(pk__in=list(session_ids)))
+
+
+def backfill_nicknames(
+    sessions: QuerySet[Session],
+    *,
+    batch_size: int = BATCH_SIZE,
+    threads: int = LOOKUP_THREADS,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> int:
+    """Name the peers of `sessions` that have no nickname yet, BATCH_SIZE sessions at a time in
+    primary-key order (so memory stays flat and a peer the upstream does not know is asked once
+    per run): their distinct peers looked up `threads` at a time, then one UPDATE, which also
+    bumps updated_at so open session lists pick the names up on their next poll.
+    `on_batch(sessions, named)` follows each batch. Returns how many sessions were named."""
+    pending = sessions.filter(peer_nickname="").exclude(peer_username="").order_by("pk")
+    accounts: dict[int, Account] = {}
+    named, last_pk = 0, 0
+    with _Lookups(threads) as lookups:
+        while True:
+            batch = list(
+                pending.filter(pk__gt=last_pk).values_list(
+                    "pk", "account_id", "peer_username", "my_username"
+                )[:batch_size]
+            )
+            if not batch:
+                break
+            last_pk = batch[-1][0]
+            missing = {account_id for _, account_id, _, _ in batch} - accounts.keys()
+            accounts.update(Account.objects.in_bulk(missing))
+            peers = {}
+            for _, account_id, peer, my_username in batch:
+                peers.setdefault((account_id, peer), my_username)
+            nicknames = lookups.run(accounts, peers)
+            batch_named = _store_nicknames(nicknames)
+            named += batch_named
+            if on_batch:
+                on_batch(len(batch), batch_named)
+    return named
+
+
+class _Lookups:
+    """contactList calls on a bounded thread pool; one client per thread and account."""
+
+    def __init__(self, threads: int):
+        self.pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="contacts")
+        self.local = threading.local()
+        self.clients: list[VideosApiClient] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Lookups:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for client in self.clients:
+            client.close()
+
+    def run(
+        self, accounts: dict[int, Account], peers: dict[tuple[int, str], str]
+    ) -> dict[tuple[int, str], str]:
+        """(account id, peer) → nickname, for the peers the upstream named."""
+        futures = {}
+        for (account_id, peer), my_username in peers.items():
+            account = accounts[account_id]
             # contactList asks as a Channels identity (myRoleType 3), as replies are sent.
-            me = my_identity(session)
+            me = my_identity(Session(account=account, my_username=my_username))
             if not is_channels_name(me):
                 log.info("account %s: no own Channels name yet; cannot look up peers", account_id)
                 continue
-            if account_id not in clients:
-                clients[account_id] = account.client()
-            try:
-                entries = clients[account_id].contact_list(my_username=me, query=peer)
-            except VideosApiError as exc:
-                log.warning("account %s: contactList for a peer failed: %s", account_id, exc)
-                continue
-            nickname = _nickname_of(peer, entries)
+            futures[(account_id, peer)] = self.pool.submit(self._lookup, account, me, peer)
+        found = {}
+        for key, future in futures.items():
+            nickname = future.result()
             if nickname:
-                named += Session.objects.filter(
-                    account_id=account_id, peer_username=peer, peer_nickname=""
-                ).update(peer_nickname=nickname, updated_at=timezone.now())
-    finally:
-        for client in clients.values():
-            client.close()
-    return named
+                found[key] = nickname
+        return found
+
+    def _lookup(self, account: Account, me: str, peer: str) -> str:
+        clients = self.local.__dict__.setdefault("clients", {})
+        if account.pk not in clients:
+            clients[account.pk] = account.client()
+            with self.lock:
+                self.clients.append(clients[account.pk])
+        try:
+            entries = clients[account.pk].contact_list(my_username=me, query=peer)
+        except VideosApiError as exc:
+            log.warning("account %s: contactList for a peer failed: %s", account.pk, exc)
+            return ""
+        return _nickname_of(peer, entries)
+
+
+def _store_nicknames(nicknames: dict[tuple[int, str], str]) -> int:
+    """One UPDATE for the whole batch, through the (account, peer_username) index; a session
+    named meanwhile keeps its name. Returns how many sessions it named."""
+    if not nicknames:
+        return 0
+    now = timezone.now()
+    rows = [(account_id, peer, nickname) for (account_id, peer), nickname in nicknames.items()]
+    table = Session._meta.db_table
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS s SET peer_nickname = v.nickname, updated_at = %b "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[]) "
+                "AS v(account_id, peer_username, nickname) "
+                "WHERE s.account_id = v.account_id AND s.peer_username = v.peer_username "
+                "AND s.peer_nickname = ''",
+                [now, *(list(column) for column in zip(*rows, strict=True))],
+            )
+            return cursor.rowcount
+    # SQLite runs in-process: one prepared statement run per peer costs no round trips.
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET peer_nickname = %s, updated_at = %s "
+            "WHERE account_id = %s AND peer_username = %s AND peer_nickname = ''",
+            [(nickname, now, account_id, peer) for account_id, peer, nickname in rows],
+        )
+        return cursor.rowcount
 
 
 def _nickname_of(peer: str, entries: list[dict]) -> str:

@@ -10,23 +10,28 @@ NewMsgId and change nothing.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import orjson
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db import DatabaseError, connection, models, transaction
+from django.db.models import BooleanField, ExpressionWrapper, JSONField, Q
 from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
 from accounts.models import Account
+from inbox.fields import Uint64Field
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
 
@@ -84,9 +89,14 @@ class PassResult:
 
 
 def sync_account(
-    account: Account, *, client: VideosApiClient | None = None, max_pages: int | None = None
+    account: Account,
+    *,
+    client: VideosApiClient | None = None,
+    max_pages: int | None = None,
+    on_page: Callable[[PageResult], None] | None = None,
 ) -> PassResult:
-    """One pass for `account`: fetch and store pages until caught up or `max_pages` pages.
+    """One pass for `account`: fetch and store pages until caught up or `max_pages` pages;
+    `on_page` hears of each page stored (the `sync` command's progress bar).
 
     Raises SyncAlreadyRunning when another pass holds the account, SyncFailed (after recording
     the error on the account) when the upstream or the database fails.
@@ -112,7 +122,10 @@ def sync_account(
                         store_page(account, page, lease_token=lease_token, expected=key_buff)
                     result.caught_up = True
                     break
-                result.add(store_page(account, page, lease_token=lease_token, expected=key_buff))
+                stored = store_page(account, page, lease_token=lease_token, expected=key_buff)
+                result.add(stored)
+                if on_page:
+                    on_page(stored)
                 key_buff = page.key_buff
         except (VideosApiError, PayloadError, CursorMoved, DatabaseError) as exc:
             # One line: PostgreSQL's errors carry DETAIL and CONTEXT lines, and this reason is
@@ -316,10 +329,7 @@ def _insert_new_messages(
         if letter.new_msg_id not in known
     ]
     new = _adopt_echoes(new)
-    Message.objects.bulk_create(
-        [message_from_letter(account, session, letter) for session, letter in new]
-    )
-    return new
+    return _insert_letters(account, new)
 
 
 def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Letter]]:
@@ -434,20 +444,165 @@ def _upstream_values(letter: Letter) -> dict:
     return {name: getattr(letter, name) for name in ("new_msg_id", *ECHO_FIELDS)}
 
 
+def letter_values(letter: Letter) -> dict[str, Any]:
+    """The Message fields an upstream letter sets, besides its account and session. Both insert
+    paths (bulk_create on SQLite, _insert_letters_postgresql) take their values from here."""
+    return {
+        "msg_type": letter.msg_type,
+        "is_sender": letter.is_sender,
+        "content": letter.content,
+        "created_at": letter.created_at,
+        "image_meta": letter.image.to_dict() if letter.image else None,
+        "title": letter.title,
+        "app_type": letter.app_type,
+        **_upstream_values(letter),
+    }
+
+
 def message_from_letter(account: Account, session: Session, letter: Letter) -> Message:
     """The unsaved Message row for an upstream letter."""
-    return Message(
-        account=account,
-        session=session,
-        msg_type=letter.msg_type,
-        is_sender=letter.is_sender,
-        content=letter.content,
-        created_at=letter.created_at,
-        image_meta=letter.image.to_dict() if letter.image else None,
-        title=letter.title,
-        app_type=letter.app_type,
-        **_upstream_values(letter),
+    return Message(account=account, session=session, **letter_values(letter))
+
+
+def _insert_letters(
+    account: Account, new: list[tuple[Session, Letter]]
+) -> list[tuple[Session, Letter]]:
+    """Insert these letters' rows (their NewMsgIds are new to the account); return them."""
+    if not new:
+        return []
+    if connection.vendor == "postgresql":
+        return _insert_letters_postgresql(account, new)
+    Message.objects.bulk_create(
+        [message_from_letter(account, session, letter) for session, letter in new]
     )
+    return new
+
+
+def _insert_letters_postgresql(
+    account: Account, new: list[tuple[Session, Letter]]
+) -> list[tuple[Session, Letter]]:
+    """COPY the rows straight into the message table: the database's own bulk path, each row
+    formatted by psycopg's C code, no model instance or SQL text per letter (bulk_create spent
+    about 2 ms of Python per letter on those). The letters were checked against the stored ones
+    under the account's row lock, and a reply being recorded as sent meanwhile is locked by
+    _adopt_echoes, so no row can conflict; if one ever did, the unique constraint fails the page
+    and the next pass stores it, as after any failed page."""
+    columns = _letter_columns(tuple(letter_values(new[0][1])))
+    now = timezone.now()
+    constants = [now if value is _NOW else value for value in columns.constants]
+    with bound_cursor() as cursor, cursor.copy(columns.copy_sql) as copy:
+        for session, letter in new:
+            values = letter_values(letter)
+            row = [account.pk, session.pk]
+            row += [
+                convert(values[name]) if convert else values[name]
+                for name, convert in columns.converters
+            ]
+            row += constants
+            copy.write_row(row)
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class _LetterColumns:
+    """How a letter becomes a message row on PostgreSQL: the letter's own fields with their
+    converters (None: as is), then every other column with its default, and the COPY."""
+
+    converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    constants: tuple[Any, ...]
+    copy_sql: str
+
+
+_NOW = object()  # auto_now / auto_now_add columns: the page's time
+
+
+@functools.cache
+def _letter_columns(names: tuple[str, ...]) -> _LetterColumns:
+    meta = Message._meta
+    quote = connection.ops.quote_name
+    letter_fields = [meta.get_field(name) for name in names]
+    fixed = [meta.get_field("account"), meta.get_field("session")]
+    # Columns the letter does not set get their model default, as bulk_create would give them:
+    # fields that later migrations add are filled without touching this code.
+    other_fields = [
+        field
+        for field in meta.concrete_fields
+        if not field.primary_key and field not in fixed and field not in letter_fields
+    ]
+    constants = []
+    for field in other_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            constants.append(_NOW)
+        elif isinstance(field, JSONField):
+            constants.append(_json_text(field.get_default()))
+        else:
+            constants.append(field.get_db_prep_save(field.get_default(), connection))
+    names_sql = ", ".join(quote(field.column) for field in [*fixed, *letter_fields, *other_fields])
+    return _LetterColumns(
+        converters=tuple((field.attname, _converter(field)) for field in letter_fields),
+        constants=tuple(constants),
+        # COPY's text format: JSON goes in as its text, which is what orjson writes.
+        copy_sql=f"COPY {quote(meta.db_table)} ({names_sql}) FROM STDIN",
+    )
+
+
+# Field types whose database value is the Python value itself (psycopg adapts it): the
+# page-sized paths skip their per-value get_db_prep_save, a measurable cost at 1,000 rows.
+PLAIN_FIELDS = frozenset(
+    {
+        models.CharField,
+        models.TextField,
+        models.IntegerField,
+        models.PositiveIntegerField,
+        models.BigIntegerField,
+        models.BooleanField,
+        models.DateTimeField,
+        models.ForeignKey,
+    }
+)
+
+
+def _converter(field) -> Callable[[Any], Any] | None:
+    """A letter value → what the database stores; None when it is the value itself."""
+    if isinstance(field, Uint64Field):
+        return field.get_prep_value
+    if isinstance(field, JSONField):
+        return _json_text
+    if type(field) in PLAIN_FIELDS:
+        return None
+    return functools.partial(field.get_db_prep_save, connection=connection)
+
+
+def _json_text(value: Any) -> str | None:
+    """JSON text for a jsonb column. orjson is ~20 times faster than json and writes NaN as
+    null (PostgreSQL refuses NaN); integers past 64 bits, which it cannot write, go to json."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value)
+
+
+@contextmanager
+def bound_cursor() -> Iterator[Any]:
+    """A PostgreSQL cursor that sends parameters apart from the SQL (server-side binding), so
+    `%b` arrays go in binary. Django's own psycopg cursors quote every value into the SQL text in
+    Python, which for a page's arrays costs several times the query. Wrapped as Django wraps its
+    cursors, so query logging and counting see it, and its errors (COPY's too) are Django's."""
+    import psycopg  # PostgreSQL only; SQLite installs need not load it
+
+    raw = psycopg.Cursor(connection.connection)
+    cursor = (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    try:
+        with connection.wrap_database_errors:
+            yield cursor
+    finally:
+        raw.close()
 
 
 def _update_sessions(
@@ -531,27 +686,31 @@ def _save_sessions(sessions: list[Session], names: tuple[str, ...]) -> None:
     fields = [Session._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name
     table = quote(Session._meta.db_table)
+    prepare = [None if type(field) in PLAIN_FIELDS else field.get_db_prep_save for field in fields]
     rows = [
         [
             session.pk,
             *(
-                field.get_db_prep_save(getattr(session, field.attname), connection)
-                for field in fields
+                getattr(session, field.attname)
+                if convert is None
+                else convert(getattr(session, field.attname), connection)
+                for field, convert in zip(fields, prepare, strict=True)
             ),
         ]
         for session in sessions
     ]
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
-            assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    if connection.vendor != "postgresql":
+        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        with connection.cursor() as cursor:
             cursor.executemany(
                 f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s",
                 [[*values, session_pk] for session_pk, *values in rows],
             )
-            return
-        # One array per column: eight parameters however many sessions the page touched.
-        columns = [pk, *fields]
-        arrays = ", ".join(f"%s::{column.cast_db_type(connection)}[]" for column in columns)
+        return
+    # One binary array per column: eight parameters however many sessions the page touched.
+    columns = [pk, *fields]
+    arrays = ", ".join(f"%b::{column.cast_db_type(connection)}[]" for column in columns)
+    with bound_cursor() as cursor:
         assignments = ", ".join(
             f"{quote(field.column)} = v.{quote(field.column)}" for field in fields
         )

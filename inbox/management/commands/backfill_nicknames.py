@@ -1,0 +1,56 @@
+"""Fill in peer nicknames from contactList for every session that has none."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import Account
+from inbox import contacts
+from inbox.models import Session
+from inbox.progress import progress_bar
+
+
+class Command(BaseCommand):
+    help = (
+        "Look up the nickname of every peer whose sessions have none (contactList, "
+        f"{contacts.LOOKUP_THREADS} calls in flight) and store it, {contacts.BATCH_SIZE} "
+        "sessions per UPDATE. Safe to run while the inbox is in use, and to run again."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--account", metavar="APP_ID", help="Only this account's sessions (default: all)."
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=contacts.LOOKUP_THREADS,
+            help=f"contactList calls in flight (default {contacts.LOOKUP_THREADS}).",
+        )
+        parser.add_argument("--batch-size", type=int, default=contacts.BATCH_SIZE)
+
+    def handle(self, *args, account: str | None, threads: int, batch_size: int, **options) -> None:
+        if threads < 1 or batch_size < 1:
+            raise CommandError("--threads and --batch-size must be at least 1")
+        sessions = Session.objects.all()
+        if account:
+            found = Account.objects.filter(app_id=account).first()
+            if found is None:
+                raise CommandError(f"no account with app id {account!r}")
+            sessions = sessions.filter(account=found)
+        total = sessions.filter(peer_nickname="").exclude(peer_username="").count()
+        started = time.monotonic()
+        with progress_bar(self.stdout, total=total, unit="sessions") as bar:
+            named = contacts.backfill_nicknames(
+                sessions,
+                batch_size=batch_size,
+                threads=threads,
+                on_batch=lambda done, _named: bar.update(done),
+            )
+        seconds = time.monotonic() - started
+        self.stdout.write(
+            f"{named} of {total} unnamed session(s) named in {seconds:.1f} s "
+            f"({total / seconds if seconds else 0:,.0f} sessions/s)"
+        )
