@@ -37,7 +37,11 @@ class Session(models.Model):
         RESOLVED = "resolved", _("Resolved")
         SNOOZED = "snoozed", _("Snoozed")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sessions")
+    # No index of its own: every index below starts with the account already, and each extra
+    # index is written on every new letter's session update.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )
     msg_session_id = models.CharField(_("session id"), max_length=200)
     peer_username = models.CharField(_("peer"), max_length=200, blank=True)
     peer_nickname = models.CharField(_("peer nickname"), max_length=200, blank=True)
