@@ -43,9 +43,17 @@ def test_one_hostile_nickname_does_not_stop_the_others(synced, sandbox):
         .order_by("pk")
         .values_list("pk", "peer_username")
     )
-    sandbox.inject("answer", path=CONTACTS, data=[contact(sessions[0][1], "坏\x00名字")], times=1)
+    (hostile_pk, hostile), (good_pk, good) = sessions
+    # Whichever peer is looked up first, each lookup answers both (in any order of calls).
+    entries = [contact(hostile, "坏\x00名字"), contact(good, "好名字")]
+    sandbox.inject("answer", path=CONTACTS, data=entries, times=2)
 
-    assert contacts.fill_peer_nicknames([pk for pk, _ in sessions]) == 2
+    assert contacts.fill_peer_nicknames([hostile_pk, good_pk]) == 2
+
+    names = dict(
+        Session.objects.filter(pk__in=[hostile_pk, good_pk]).values_list("pk", "peer_nickname")
+    )
+    assert names == {hostile_pk: "坏\ufffd名字", good_pk: "好名字"}
 
 
 def test_check_connection_cleans_the_profiles_names(account, sandbox):
