@@ -42,7 +42,7 @@ HOSTILE_TEXTS = {
     "spaces then a link": " " * MEGABYTE + "http://a.test",
 }
 HOSTILE_NOTICES = {
-    "replacemsg then whitespace": "<replacemsg>" + " " * MEGABYTE,
+    "replacemsg then whitespace": "<replacemsg>" + " " * MEGABYTE + "x",
     "replacemsg repeated": "<replacemsg>" * (MEGABYTE // 12),
     "replacemsg and CDATA repeated": "<replacemsg><![CDATA[" * (MEGABYTE // 21),
     "unclosed CDATA then whitespace": "<replacemsg><![CDATA[" + "\n" * MEGABYTE + "]]",
@@ -143,7 +143,9 @@ def test_a_note_at_its_longest_with_hostile_links_renders_quickly_and_escaped(
 
 
 def test_the_thread_poll_renders_a_hostile_notice_quickly(superuser_client, synced, sandbox):
-    session = deliver(sandbox, synced, "<replacemsg>" + "\t" * MEGABYTE, Message.Type.RECALL)
+    session = deliver(
+        sandbox, synced, "<replacemsg>" + "\t" * MEGABYTE + "撤回", Message.Type.RECALL
+    )
     started = time.perf_counter()
     response = superuser_client.get(reverse("inbox:thread_poll", args=[session.pk]), {"since": "0"})
     assert time.perf_counter() - started < SECONDS
