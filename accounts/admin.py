@@ -92,6 +92,12 @@ class AccountForm(forms.ModelForm):
         # Also for admin's variants of this form that drop the declared base_url.
         formfield_callback = staticmethod(_http_url_formfield)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # No initial value (not even the ciphertext): an empty field is then "unchanged", and
+        # admin's history does not claim a token change that did not happen.
+        self.initial.pop("token", None)
+
     def clean(self) -> dict:
         cleaned = super().clean()
         if cleaned.get("token"):
