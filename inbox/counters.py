@@ -137,6 +137,46 @@ def uninstall_triggers(apps, schema_editor) -> None:
         schema_editor.execute(statement, params=None)
 
 
+TRIGGERS = (
+    "inbox_session_count_insert",
+    "inbox_session_count_update",
+    "inbox_session_count_delete",
+)
+
+
+def ensure_triggers(sender=None, *, using: str = "default", **kwargs) -> None:
+    """After every migrate (post_migrate): put the triggers back if a migration lost them, and
+    recount. SQLite alters a column by copying the table to a new one, which drops the old
+    table's triggers; any later migration that alters inbox_session that way would otherwise
+    leave the counters unmaintained without a word."""
+    from django.db import connections
+
+    db = connections[using]
+    if db.vendor not in ("postgresql", "sqlite"):
+        return
+    with db.cursor() as cursor:
+        if db.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                [Session._meta.db_table],
+            )
+        else:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass",
+                [Session._meta.db_table],
+            )
+        present = {row[0] for row in cursor.fetchall()}
+    if present.issuperset(TRIGGERS):
+        return
+    with transaction.atomic(using=using), db.cursor() as cursor:
+        for statement in _statements(db.vendor, install=False):
+            cursor.execute(statement)
+        for statement in _statements(db.vendor, install=True):
+            cursor.execute(statement)
+        cursor.execute(f"DELETE FROM {TABLE}")
+        cursor.execute(_RECOUNT_SQL.format(where=""))
+
+
 # --- recounting -----------------------------------------------------------------------------
 
 _RECOUNT_SQL = f"""
