@@ -154,7 +154,7 @@ def test_a_retry_that_cannot_be_queued_is_sent_once_by_the_sweep(
 
 
 def test_garbage_answers_and_a_same_text_letter_from_the_phone_lose_and_double_nothing(
-    session, agent, account, sandbox, django_capture_on_commit_callbacks
+    client, session, agent, account, sandbox, django_capture_on_commit_callbacks
 ):
     faults = ["taken_empty", "taken_not_json", "taken_http_502", "drop", "token_expired", None]
     replies = []
@@ -168,6 +168,12 @@ def test_garbage_answers_and_a_same_text_letter_from_the_phone_lose_and_double_n
     phone = sandbox.add_letter(
         account.app_id, "好的，收到", peer=PEERS[0], msg_session_id=EXAMPLE_SESSION, is_sender=True
     )
+    # Before the echoes come: each unclear answer shows Retry, which asks before sending again.
+    client.force_login(agent)
+    page = client.get(session.get_absolute_url()).content.decode()
+    for reply in replies[:4]:
+        bubble = page.split(f'id="message-{reply.pk}"')[1].split("</article>")[0]
+        assert "hx-confirm" in bubble and "may have been delivered" in bubble
 
     sync_account(account)
 
