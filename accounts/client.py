@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -264,7 +266,7 @@ class VideosApiClient:
         if response.status_code >= 500:
             raise UpstreamUnavailable(f"{path}: HTTP {response.status_code}")
         try:
-            envelope = json.loads(content)
+            envelope = parse_json(content)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than Python allows
             raise UpstreamBadResponse(
                 f"{path}: HTTP {response.status_code}, response is not JSON"
@@ -374,6 +376,47 @@ def _describe_location(url: str, location: str) -> str:
     if target.port:
         host = f"{host}:{target.port}"
     return f"{target.scheme}://{host}{target.path}"
+
+
+def parse_json(content: bytes) -> Any:
+    """The response's JSON. orjson reads a 1,000-letter page in half the time json does, and
+    exactly where it can: it refuses NaN, Infinity and lone surrogates (json accepts them, and
+    payloads cleans the surrogates) and reads integers past 64 bits as floats, so a body with
+    either goes to json, which keeps every integer exact. NaN and infinities become null there:
+    no database stores them in a JSON column, and one would fail its page for ever."""
+    if not _has_wide_integer(content):
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(content, parse_constant=lambda _: None, parse_float=_finite_or_none)
+
+
+def _finite_or_none(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19  # 2**63 has 19 digits, 2**64 - 1 has 20
+UINT64_MAX = 2**64 - 1
+
+
+def _has_wide_integer(content: bytes) -> bool:
+    """Whether a run of 19 or more digits in `content` could be an integer orjson would round
+    (above 2**64 - 1, or below -2**63). A NewMsgId in range is not; a long digit run inside a
+    string or a fraction only costs the slower parser. C-speed passes but for such runs."""
+    digits = content.translate(_DIGITS_AS_ZERO)
+    start = digits.find(_NINETEEN_DIGITS)
+    while start != -1:
+        end = start + 19
+        while digits[end : end + 1] == b"0":
+            end += 1
+        number = int(content[start:end])
+        if number > (2**63 if content[start - 1 : start] == b"-" else UINT64_MAX):
+            return True
+        start = digits.find(_NINETEEN_DIGITS, end)
+    return False
 
 
 def _reached(exc: requests.RequestException) -> bool:
