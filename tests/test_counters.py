@@ -4,6 +4,7 @@ request: after any sequence of the operations that move them they equal a recoun
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from datetime import timedelta
 
@@ -240,3 +241,35 @@ def test_migrate_puts_back_triggers_that_a_table_rebuild_dropped(db, make_item):
     assert_counters_match_a_recount()
     desk.sync_page()
     assert_counters_match_a_recount()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_agents_reading_one_thread_at_once_subtract_its_unread_letters_once(make_item):
+    desk = Desk(make_item, seed=8)
+    store(
+        desk.accounts[0],
+        [make_item(content__msgSessionId="s@findermsg") for _ in range(3)],
+        key_buff="one",
+    )
+    pk = Session.objects.get().pk
+    # Each agent's request loaded the session while it still had its three unread letters.
+    loaded = [Session.objects.get(pk=pk) for _ in range(4)]
+    barrier = threading.Barrier(len(loaded))
+
+    def read(session: Session) -> None:
+        try:
+            barrier.wait()
+            services.mark_read(session)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=read, args=[session]) for session in loaded]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Session.objects.get().unread_count == 0
+    assert_counters_match_a_recount()
+    assert SessionCounter.objects.get(has_unread=False, sessions__gt=0).unread == 0
