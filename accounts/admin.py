@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -265,7 +266,7 @@ class AccountAdmin(AccountScopedAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
-        account = self.get_object(request, object_id)
+        account = self.get_object(request, unquote(object_id))
         if account is not None and sends_token_in_clear(account.effective_base_url):
             extra_context = {
                 **(extra_context or {}),
