@@ -1,3 +1,4 @@
+from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -17,3 +18,9 @@ class InboxConfig(AppConfig):
 
         user_logged_in.connect(note_activity_at_sign_in, dispatch_uid="inbox.activity_at_sign_in")
         post_migrate.connect(ensure_triggers, sender=self, dispatch_uid="inbox.counter_triggers")
+
+
+class SignInLockoutsConfig(AxesAppConfig):
+    """django-axes, under a name admin's index can show in either language (its own is "Axes")."""
+
+    verbose_name = _("Sign-in lockouts")

@@ -47,12 +47,13 @@ class IdleSessionMiddleware:
     """Keep a signed-in session alive while its user does something, and only then: each request
     a person makes moves the session's expiry SESSION_COOKIE_AGE into the future, while the
     inbox's background polls (every 3 s in an open tab) do not, so a tab left open overnight
-    signs out like a closed one. The expiry moves at most once a minute, which keeps a busy
-    user from costing a session write per click."""
+    signs out like a closed one. The expiry moves at most once every five minutes (a session
+    may end that much before its full idle time), which keeps a busy user from costing a
+    session write per click."""
 
     BACKGROUND_VIEWS = frozenset({"inbox:sessions_poll", "inbox:thread_poll", "inbox:image"})
     ACTIVITY_KEY = "inbox_activity_at"
-    REFRESH_SECONDS = 60
+    REFRESH_SECONDS = 300
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
-    "axes",
+    "inbox.apps.SignInLockoutsConfig",  # django-axes
     "accounts",
     "inbox",
 ]

@@ -381,9 +381,9 @@ def test_a_session_lives_while_its_user_acts_not_while_the_tab_polls(member_clie
     assert response["Location"].startswith(reverse("login"))
 
 
-def test_activity_moves_the_expiry_at_most_once_a_minute(member_client):
+def test_activity_moves_the_expiry_at_most_once_every_five_minutes(member_client):
     store = member_client.session
-    store[IdleSessionMiddleware.ACTIVITY_KEY] = int(time.time()) - 61
+    store[IdleSessionMiddleware.ACTIVITY_KEY] = int(time.time()) - 301
     store.save()
     url = reverse("inbox:index")
 
