@@ -22,19 +22,18 @@ def lockout_response(
     return render(request, "registration/locked_out.html", {"lockout_minutes": minutes}, status=429)
 
 
-def reset_lockouts(
-    *, username: str | None = None, ip_address: str | None = None, actor=None, via: str = ""
-) -> int:
-    """Forget the failed sign-ins of a user name and of an address (either may be left out),
-    which lifts their lockouts; with neither, everyone's. Returns how many attempt records (one
-    per user name, address and browser) were removed."""
+def reset_lockouts(*, username: str | None, ip_address: str | None, via: str) -> int:
+    """Forget the failed sign-ins of a user name and of an address (either may be None), which
+    lifts their lockouts; with neither, everyone's. `via` names the command that asked, for the
+    audit trail. Returns how many attempt records (one per user name, address and browser) were
+    removed."""
     removed = reset(username=username, ip=ip_address, ip_or_username=bool(username and ip_address))
     audit.record(
-        actor,
+        None,
         audit.Action.LOCKOUT_RESET,
         username=username or "",
         ip_address=ip_address or "",
         attempts_removed=removed,
-        **({"via": via} if via else {}),
+        via=via,
     )
     return removed

@@ -410,3 +410,14 @@ class SessionCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}/{self.status}/{self.assignee_id}/{self.has_unread}"
+
+
+# The reports' facts are inbox models too (their tables and migrations are this app's).
+from inbox.reports.models import (  # noqa: E402, F401
+    BusinessHours,
+    Episode,
+    Holiday,
+    LetterHour,
+    ReplyFact,
+    TimelineState,
+)

@@ -28,6 +28,7 @@ from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiErro
 from inbox import queue
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_item
+from inbox.reports import facts
 from inbox.sync import ECHO_FIELDS, is_channels_name, message_from_letter, preview_of
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ def set_status(
         session.status = status
         session.snoozed_until = snooze_until
         _bump(session, extra_fields=["status", "snoozed_until"])
-        _activity(session, actor, STATUS_ACTIVITY[status])
+        facts.activity_added([_activity(session, actor, STATUS_ACTIVITY[status])])
     return True
 
 
@@ -505,6 +506,7 @@ def _undo_wrong_adoption(reply_id: int, *, sent_as: int | None = None) -> None:
             if name not in ("from_username", "to_username")
         },
     )
+    facts.sessions_changed([reply.session_id])
 
 
 def _mark_sent(reply: Message, new_msg_id: int) -> None:
@@ -531,6 +533,11 @@ def _mark_sent(reply: Message, new_msg_id: int) -> None:
             updated_at=now,
             **upstream_fields,
         )
+        if echo is not None:
+            # The echo counted as a reply from the phone; it is this reply, by its author.
+            facts.sessions_changed([reply.session_id])
+        else:
+            facts.replies_sent([reply])
 
 
 def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
@@ -547,7 +554,9 @@ def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
         Session.objects.filter(pk__in=[session.pk for session in due]).update(
             status=Session.Status.OPEN, snoozed_until=None, updated_at=now
         )
-        Message.objects.bulk_create(
-            [Message.activity_line(session, Message.Activity.OPENED, at=now) for session in due]
+        facts.activity_added(
+            Message.objects.bulk_create(
+                [Message.activity_line(session, Message.Activity.OPENED, at=now) for session in due]
+            )
         )
     return len(due)

@@ -34,6 +34,7 @@ from accounts.models import Account
 from inbox.fields import Uint64Field
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
+from inbox.reports import facts
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
         letters = _unique_by_new_msg_id(page.letters)
         sessions, new_sessions = _sessions_for(account, letters)
         new_letters = _insert_new_messages(account, sessions, letters)
-        _update_sessions(sessions, new_letters, now)
+        reopened = _update_sessions(sessions, new_letters, now)
+        facts.letters_stored(account.pk, new_letters, reopened)
         quarantined = _quarantine(account, page)
         Account.objects.filter(pk=account.pk).update(
             key_buff=page.key_buff, sync_lease_until=now + _lease_length()
@@ -383,6 +385,7 @@ def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Lett
         adopted,
         [*ECHO_FIELDS, "new_msg_id", "delivery", "delivery_error", "maybe_delivered", "updated_at"],
     )
+    facts.replies_sent(adopted)
     return really_new
 
 
@@ -607,9 +610,9 @@ def bound_cursor() -> Iterator[Any]:
 
 def _update_sessions(
     sessions: dict[str, Session], new_letters: list[tuple[Session, Letter]], now
-) -> None:
+) -> list[Message]:
     """Fold what is new into the sessions' preview, unread count and status, in one UPDATE;
-    sessions a letter reopened get an activity line saying so."""
+    sessions a letter reopened get an activity line saying so (returned)."""
     by_session: dict[int, list[Letter]] = defaultdict(list)
     for session, letter in new_letters:
         by_session[session.pk].append(letter)
@@ -641,6 +644,7 @@ def _update_sessions(
         changed.append(session)
     _save_sessions(changed, SESSION_AGGREGATES)
     Message.objects.bulk_create(reopened)
+    return reopened
 
 
 def thread_position(letter: Letter) -> tuple:
