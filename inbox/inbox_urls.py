@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from inbox import views
 
@@ -18,4 +18,5 @@ urlpatterns = [
     path("messages/<int:pk>/image/", views.image, name="image"),
     path("messages/<int:pk>/image/load/", views.load_image, name="load_image"),
     path("messages/<int:pk>/retry/", views.retry, name="retry"),
+    path("reports/", include("inbox.reports.urls")),
 ]
