@@ -690,7 +690,10 @@ def _save_sessions(sessions: list[Session], names: tuple[str, ...]) -> None:
     fields = [Session._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name
     table = quote(Session._meta.db_table)
-    prepare = [None if type(field) in PLAIN_FIELDS else field.get_db_prep_save for field in fields]
+    # psycopg adapts these values itself; sqlite3 would store an aware datetime as
+    # "…+00:00", not in Django's format, and equal times would then compare unequal.
+    plain = PLAIN_FIELDS if connection.vendor == "postgresql" else frozenset()
+    prepare = [None if type(field) in plain else field.get_db_prep_save for field in fields]
     rows = [
         [
             session.pk,
