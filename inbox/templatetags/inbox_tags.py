@@ -38,6 +38,8 @@ def thread_messages(context, messages) -> SafeString:
 
 @register.simple_tag(takes_context=True)
 def image_card(context, message: Message, waiting=False, gave_up=False, polls="") -> SafeString:
+    """An image letter's card; the image view passes `waiting`, `gave_up` and `polls` while it
+    waits for the download."""
     return rendering.render_image_card(
         message,
         _reader(context),
