@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, F, Func, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Account
@@ -75,33 +75,38 @@ def search_terms(query: str) -> list[str]:
 
 def search(user, query: str) -> SearchResults:
     """Sessions and messages matching `query`, newest first; nothing the user may not see.
-    At most five queries: the user's accounts, sessions, the recent window's boundary, recent
-    messages, older messages."""
+    Three queries (sessions, the recent window's boundary, recent messages), and a fourth for
+    older messages when the recent ones are too few."""
     query = clean_query(query)
     if not query:
         return SearchResults(query="")
-    account_ids = _visible_account_ids(user)
-    if account_ids == []:
-        return SearchResults(query=query)
     return SearchResults(
         query=query,
-        sessions=_matching_sessions(account_ids, query),
-        messages=_matching_messages(account_ids, query),
+        sessions=_matching_sessions(user, query),
+        messages=_matching_messages(user, query),
     )
 
 
-def _visible_account_ids(user) -> list[int] | None:
-    """The ids the user may see, or None for all. A literal list rather than a join: the plans
-    below then filter rows as they walk an index instead of joining every candidate first."""
+def _visible(queryset: QuerySet, user) -> QuerySet:
+    """Rows of the accounts the user works on, as a semi-join on the membership table: the plans
+    below keep walking their index in order and drop other accounts' rows as they go."""
     if user.is_superuser:
-        return None
-    return list(Account.objects.visible_to(user).values_list("pk", flat=True))
+        return queryset
+    return queryset.filter(account__in=Account.objects.visible_to(user).values("pk"))
 
 
-def _matching_sessions(account_ids: list[int] | None, query: str) -> list[Session]:
-    sessions = Session.objects.all()
-    if account_ids is not None:
-        sessions = sessions.filter(account_id__in=account_ids)
+def _page(queryset: QuerySet, order: tuple[str, ...], limit: int, *related: str) -> list:
+    """The first `limit` rows in `order`, with their related rows. The page's primary keys are
+    chosen in a subquery first, so the joins run for those rows only, not for every candidate
+    the planner expected to be few."""
+    chosen = queryset.order_by(*order).values("pk")[:limit]
+    return list(
+        queryset.model.objects.filter(pk__in=chosen).select_related(*related).order_by(*order)
+    )
+
+
+def _matching_sessions(user, query: str) -> list[Session]:
+    sessions = _visible(Session.objects.all(), user)
     if len(query) >= TRIGRAM:
         # The trigram indexes of migration 0003 serve all three.
         sessions = sessions.filter(
@@ -113,32 +118,21 @@ def _matching_sessions(account_ids: list[int] | None, query: str) -> list[Sessio
         # User names and session ids are long ASCII ids that one or two characters would match
         # almost all of; a short query is a name (小明), found through the nickname's vector.
         sessions = _vector_match(
-            sessions.filter(peer_nickname__icontains=query), "inbox_session.peer_nickname", query
+            sessions.filter(peer_nickname__icontains=query), "peer_nickname", query
         )
-    return list(
-        sessions.select_related("account", "assignee").order_by("-last_message_at", "-pk")[
-            :SESSION_HITS
-        ]
-    )
+    return _page(sessions, ("-last_message_at", "-pk"), SESSION_HITS, "account", "assignee")
 
 
-def _searchable(account_ids: list[int] | None) -> QuerySet[Message]:
+def _matching_messages(user, query: str) -> list[Message]:
     # Only text is searched: image and app XML would match on markup, not on meaning. The
     # msg_type condition is also the predicate of both search indexes.
-    messages = Message.objects.filter(msg_type=Message.Type.TEXT).exclude(
-        kind=Message.Kind.ACTIVITY
+    searchable = _visible(
+        Message.objects.filter(msg_type=Message.Type.TEXT).exclude(kind=Message.Kind.ACTIVITY),
+        user,
     )
-    if account_ids is not None:
-        messages = messages.filter(account_id__in=account_ids)
-    return messages
-
-
-def _matching_messages(account_ids: list[int] | None, query: str) -> list[Message]:
-    searchable = _searchable(account_ids)
     newest_first = ("-created_at", "-pk")
-    hits = searchable.filter(content__icontains=query).select_related(
-        "session", "session__account", "author"
-    )
+    related = ("session", "session__account", "author")
+    hits = searchable.filter(content__icontains=query)
     # The create time of the RECENT_WINDOW-th newest searchable message, read from the index
     # alone. Passed as a value, not a subquery: the planner then knows the walk is a short
     # range of the index, whatever it guesses about the substring condition.
@@ -148,15 +142,15 @@ def _matching_messages(account_ids: list[int] | None, query: str) -> list[Messag
         ]
     )
     if not boundary:
-        return list(hits.order_by(*newest_first)[:MESSAGE_HITS])
-    found = list(hits.filter(created_at__gte=boundary[0]).order_by(*newest_first)[:MESSAGE_HITS])
+        return _page(hits, newest_first, MESSAGE_HITS, *related)
+    found = _page(hits.filter(created_at__gte=boundary[0]), newest_first, MESSAGE_HITS, *related)
     if len(found) >= MESSAGE_HITS:
         return found
-    older = _vector_match(hits.filter(created_at__lt=boundary[0]), "inbox_message.content", query)
-    return found + list(older.order_by(*newest_first)[: MESSAGE_HITS - len(found)])
+    older = _vector_match(hits.filter(created_at__lt=boundary[0]), "content", query)
+    return found + _page(older, newest_first, MESSAGE_HITS - len(found), *related)
 
 
-def _vector_match(queryset: QuerySet, column: str, query: str) -> QuerySet:
+def _vector_match(queryset: QuerySet, field_name: str, query: str) -> QuerySet:
     """Narrow to rows whose search vector has every term of `query` (the GIN indexes of
     migrations 0009 and 0010 serve it). The substring condition stays on the queryset: the
     vector only narrows. Without terms (a query of punctuation), or off PostgreSQL, the
@@ -164,11 +158,11 @@ def _vector_match(queryset: QuerySet, column: str, query: str) -> QuerySet:
     terms = search_terms(query)
     if not terms or connection.vendor != "postgresql":
         return queryset
-    table, name = column.split(".")
-    return queryset.filter(
-        RawSQL(
-            f'inbox_search_vector("{table}"."{name}") @@ %s::tsquery',
-            [" & ".join(terms)],
-            output_field=BooleanField(),
-        )
+    matches = Func(
+        Func(F(field_name), function="inbox_search_vector"),
+        RawSQL("%s::tsquery", [" & ".join(terms)]),
+        arg_joiner=" @@ ",
+        template="(%(expressions)s)",
+        output_field=BooleanField(),
     )
+    return queryset.filter(matches)

@@ -43,7 +43,7 @@ def test_sessions_are_found_by_nickname_user_name_or_session_id(member):
 
 
 def test_one_or_two_characters_find_a_session_by_nickname_only(member):
-    xiaolu = Session.objects.get(peer_username=PEERS[0].username)
+    xiaolu = Session.objects.filter(peer_username=PEERS[0].username).earliest("pk")
     Session.objects.filter(pk=xiaolu.pk).update(peer_nickname="小鹿同学")
     assert search(member, "小鹿").sessions == [xiaolu]
     assert search(member, "鹿").sessions == [xiaolu]
