@@ -66,7 +66,7 @@ def test_the_report_shows_todays_figures_to_a_member(member_client, worked):
     assert int(cards["Replies sent"]) >= 2
     assert int(cards["Resolved"]) == 1
     content = response.content.decode()
-    assert 'id="report-data"' in content and 'type="application/json"' in content
+    assert "data-report=" in content and "&quot;heatmap&quot;" in content
     assert 'data-chart="heatmap"' in content
 
 

@@ -224,6 +224,16 @@ PROBES: list[Probe] = [
         lambda t: [_thread(s, htmx=False) for s in t.small],
         before=_thread_poll_after_letter,
     ),
+    # The report page (issue 10): every figure from the report facts, never the message table.
+    Probe("reports, 30 days, all accounts", lambda t: [Call("/reports/?range=30d")]),
+    Probe(
+        "reports (HX), 30 days, business hours",
+        lambda t: [Call("/reports/?range=30d&time=business", htmx=True)],
+    ),
+    Probe(
+        "reports (HX), 7 days, one account",
+        lambda t: [Call(f"/reports/?range=7d&account={a.pk}", htmx=True) for a in t.accounts],
+    ),
 ]
 
 SEARCHES = [

@@ -324,8 +324,7 @@ def _save(timelines: list[Timeline], hours: Counter) -> None:
     episodes = [episode for timeline in timelines for episode in timeline.changed.values()]
     changed = [episode for episode in episodes if episode.pk is not None]
     Episode.objects.bulk_create([episode for episode in episodes if episode.pk is None])
-    if changed:
-        Episode.objects.bulk_update(changed, EPISODE_FIELDS)
+    _update_episodes(changed)
     replies = [reply for timeline in timelines for reply in timeline.replies]
     for reply in replies:
         reply.episode_id = reply.episode.pk if reply.episode else None
@@ -360,6 +359,25 @@ EPISODE_FIELDS = [
     "replies",
     "awaiting_since",
 ]
+
+
+def _update_episodes(episodes: list[Episode]) -> None:
+    """One prepared UPDATE run for every changed episode (executemany: pipelined on PostgreSQL,
+    in-process on SQLite). bulk_update's CASE per row and field costs milliseconds a row."""
+    if not episodes:
+        return
+    fields = [Episode._meta.get_field(name) for name in EPISODE_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    rows = [
+        [field.get_db_prep_save(getattr(episode, field.attname), connection) for field in fields]
+        + [episode.pk]
+        for episode in episodes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {quote(Episode._meta.db_table)} SET {assignments} WHERE id = %s", rows
+        )
 
 
 def hour_of(moment: datetime) -> datetime:

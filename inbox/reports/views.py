@@ -4,6 +4,7 @@ agent, wall-clock or business time), the figures fragment swapped by htmx, and C
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -111,6 +112,7 @@ def report(request: HttpRequest) -> HttpResponse:
         "form": form,
         "data": data,
         "report": built,
+        "charts_json": json.dumps(built.charts, ensure_ascii=False),
         "accounts": accounts,
         "agents": agents,
         "agent": agent,

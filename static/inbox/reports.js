@@ -1,6 +1,6 @@
 /* Finder Inbox: the report page's charts, drawn with Apache ECharts (static/vendor) from the
-   numbers the page carries in <script type="application/json" id="report-data"> (json_script:
-   data, not code, so the Content-Security-Policy allows it). Every chart's words come translated
+   numbers the page carries as JSON in #report-figures' data-report attribute (data, not code, so
+   the Content-Security-Policy allows it, and it survives htmx swaps, which drop script elements). Every chart's words come translated
    from the server. Charts are drawn again after htmx swaps in new figures, and resized with the
    window and for printing. */
 (function () {
@@ -10,8 +10,8 @@
   var PALETTE = ["#0f8a5f", "#2f6fde", "#c2410c", "#8b5cf6", "#0891b2"];
 
   function readData() {
-    var element = document.getElementById("report-data");
-    return element ? JSON.parse(element.textContent) : null;
+    var element = document.getElementById("report-figures");
+    return element && element.dataset.report ? JSON.parse(element.dataset.report) : null;
   }
 
   function grid() {
@@ -37,7 +37,7 @@
         color: PALETTE,
         tooltip: { trigger: "axis" },
         grid: grid(),
-        xAxis: { type: "category", data: data.labels },
+        xAxis: { type: "category", data: data.labels, axisLabel: { interval: 0 } },
         yAxis: { type: "value", minInterval: 1 },
         series: [{ name: data.name, type: "bar", data: data.data, barMaxWidth: 48 }]
       };
@@ -90,9 +90,9 @@
   }
 
   document.addEventListener("DOMContentLoaded", draw);
-  document.body.addEventListener("htmx:afterSettle", function (event) {
-    if (event.target && event.target.id === "report-figures") { draw(); }
-  });
+  // The figures are swapped whole (outerHTML): the settled element is the new one, so listen on
+  // the body and draw whatever data the page now carries.
+  document.body.addEventListener("htmx:afterSettle", draw);
   window.addEventListener("resize", resize);
   // Paper has no toggles: every table prints open, and closes again afterwards.
   var closedForPrint = [];

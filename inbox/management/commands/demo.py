@@ -30,6 +30,7 @@ from accounts import crypto, services
 from accounts.client import VideosApiError
 from accounts.models import Account
 from accounts.sandbox import DEMO_APP_ID, DEMO_TOKEN, PEERS, SandboxServer, start_sandbox
+from inbox import demo_history
 from inbox.models import Message
 from inbox.tasks import sync_account
 
@@ -83,6 +84,7 @@ class Command(BaseCommand):
         sandbox = self._start_sandbox(options["sandbox_port"], options["live_interval"])
         try:
             account = self._register(sandbox)
+            self._history(account)
             # Waiting in the broker, the first pass starts the moment the worker is up.
             sync_account.delay(account.pk)
             children = self._start_children(options)
@@ -171,6 +173,17 @@ class Command(BaseCommand):
             self.stderr.write(f"getProfile failed: {exc}")
         account.refresh_from_db()
         return account
+
+    def _history(self, account: Account) -> None:
+        """Three weeks of conversations before today, so the report page has figures at once;
+        made on the first start, before the worker reads the sandbox (a day per transaction, so
+        the first days show while the rest is made)."""
+        if demo_history.has_history(account):
+            return
+        users = get_user_model()
+        agents = list(users.objects.filter(username__in=[AGENT_USERNAME, ADMIN_USERNAME]))
+        letters = demo_history.make_history(account, agents, stop=self.stopping.is_set)
+        self.stdout.write(f"Stored 3 weeks of history ({letters} letters).")
 
     def _start_children(self, options) -> list[Child]:
         python = sys.executable
