@@ -30,7 +30,7 @@ class HeldSends:
     def __init__(self) -> None:
         self.queued: list[int] = []
 
-    def delay_on_commit(self, message_id: int) -> None:
+    def delay(self, message_id: int) -> None:
         self.queued.append(message_id)
 
     def deliver_all(self) -> None:
