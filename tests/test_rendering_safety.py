@@ -2,7 +2,7 @@
 search result runs in linear time and escapes what it shows.
 
 Each letter here is about a megabyte, comes in through the sandbox upstream and a real sync, and
-is rendered by the real views. On the code before inbox/rendering.py, the recall and system-notice
+is rendered by the real views. On the code before inbox/text.py, the recall and system-notice
 cases took minutes to hours (a quadratic, for whitespace cubic, regular expression), and a URL
 ending in many brackets was quadratic too; now each thread renders in milliseconds. The bound
 below is generous because the test machine is slow and shared."""
@@ -17,9 +17,10 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from accounts.sandbox import PEERS
-from inbox import rendering, services
+from inbox import services
 from inbox.models import Message, Session
 from inbox.sync import sync_account
+from inbox.text import highlight, linkify
 from tests.conftest import SANDBOX_APP_ID
 
 MEGABYTE = 1_000_000
@@ -180,7 +181,7 @@ def test_a_search_hit_deep_in_a_megabyte_letter_is_highlighted_quickly(
 )
 def test_linkify_is_linear(text):
     started = time.perf_counter()
-    html = rendering.linkify(text)
+    html = linkify(text)
     assert time.perf_counter() - started < SECONDS
     assert "<<" not in html
 
@@ -196,7 +197,7 @@ def test_linkify_is_linear(text):
 )
 def test_highlight_is_linear(text, query):
     started = time.perf_counter()
-    rendering.highlight(text, query)
+    highlight(text, query)
     assert time.perf_counter() - started < SECONDS
 
 
@@ -226,4 +227,4 @@ def test_search_marks_the_match_even_after_letters_whose_lower_case_is_longer(
     ],
 )
 def test_highlight_marks_exactly_the_matched_characters_of_the_original(text, query, snippet):
-    assert rendering.highlight(text, query) == snippet
+    assert highlight(text, query) == snippet

@@ -14,6 +14,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
 from inbox import rendering
+from inbox import text as safe_text
 from inbox.models import Message
 from inbox.rendering import minutes_ago, relative
 
@@ -52,13 +53,13 @@ def image_card(context, message: Message, waiting=False, gave_up=False, polls=""
 @register.filter
 def highlight(text: str, query: str) -> SafeString:
     """A short snippet of `text` around the first match of `query`, with the match marked."""
-    return rendering.highlight(text, query)
+    return safe_text.highlight(text, query)
 
 
 @register.filter
 def type_label(msg_type: int | None) -> str:
     """A message type in the reader's language: "Image", or "message type 9999"."""
-    return rendering.type_label(msg_type)
+    return safe_text.type_label(msg_type)
 
 
 @register.filter
@@ -149,7 +150,7 @@ def minutes_ago_pattern() -> str:
 @register.filter
 def person(user) -> str:
     """A staff member as the inbox names them: the full name, else the user name."""
-    return rendering.person(user)
+    return safe_text.person(user)
 
 
 @register.simple_tag
