@@ -176,38 +176,84 @@ class Figures:
     resolution_time: metrics.Summary
 
 
-def figures_of(samples: Samples, duration: Duration, *, keep=lambda sample: True) -> Figures:
-    def times(rows):
-        return [duration(row[0], row[2], row[3]) for row in rows if keep(row) and row[2]]
+@dataclass
+class Timed:
+    """A period's samples as (account, person, seconds): seconds None for a reply that answered
+    nothing waiting. Durations are computed once, then grouped as each table needs."""
 
-    return Figures(
-        new_conversations=sum(n for account, n in samples.opened.items() if keep((account, None))),
-        incoming=sum(row[2] for row in samples.hours if keep((row[0], None))),
-        replies=sum(1 for row in samples.replies if keep(row)),
-        resolved=sum(1 for row in samples.resolutions if keep(row)),
-        first_response=metrics.summarise(times(samples.first_responses)),
-        reply_time=metrics.summarise(times(samples.replies)),
-        resolution_time=metrics.summarise(times(samples.resolutions)),
-    )
+    first_responses: list[tuple]
+    replies: list[tuple]
+    resolutions: list[tuple]
 
 
-def breakdown(samples: Samples, duration: Duration, dimension: Dimension) -> dict:
-    """Figures per key of `dimension` (every key some sample has)."""
-    keys = {dimension.key_of(row) for row in samples.first_responses + samples.replies}
-    keys |= {dimension.key_of(row) for row in samples.resolutions}
+def timed(samples: Samples, duration: Duration) -> Timed:
+    def rows(samples_rows):
+        return [
+            (account, person, duration(account, start, end) if start else None)
+            for account, person, start, end in samples_rows
+        ]
+
+    return Timed(rows(samples.first_responses), rows(samples.replies), rows(samples.resolutions))
+
+
+@dataclass
+class _Group:
+    first: list[float] = field(default_factory=list)
+    reply: list[float] = field(default_factory=list)
+    resolution: list[float] = field(default_factory=list)
+    replies: int = 0
+    resolved: int = 0
+    opened: int = 0
+    incoming: int = 0
+
+    def figures(self) -> Figures:
+        return Figures(
+            new_conversations=self.opened,
+            incoming=self.incoming,
+            replies=self.replies,
+            resolved=self.resolved,
+            first_response=metrics.summarise(self.first),
+            reply_time=metrics.summarise(self.reply),
+            resolution_time=metrics.summarise(self.resolution),
+        )
+
+
+def _grouped(samples: Samples, times: Timed, key: Callable[[tuple], object]) -> dict:
+    """Figures per key, in one pass over each kind of sample."""
+    groups: dict = defaultdict(_Group)
+    for row in times.first_responses:
+        if row[2] is not None:
+            groups[key(row)].first.append(row[2])
+    for row in times.replies:
+        group = groups[key(row)]
+        group.replies += 1
+        if row[2] is not None:
+            group.reply.append(row[2])
+    for row in times.resolutions:
+        group = groups[key(row)]
+        group.resolved += 1
+        group.resolution.append(row[2])
+    return groups
+
+
+def figures_of(samples: Samples, times: Timed) -> Figures:
+    """The period's totals."""
+    group = _grouped(samples, times, lambda row: None).get(None, _Group())
+    group.opened = sum(samples.opened.values())
+    group.incoming = sum(row[2] for row in samples.hours)
+    return group.figures()
+
+
+def breakdown(samples: Samples, times: Timed, dimension: Dimension) -> dict:
+    """Figures per key of `dimension`. New conversations and incoming letters belong to an
+    account, not to a person."""
+    groups = _grouped(samples, times, dimension.key_of)
     if dimension is BY_ACCOUNT:
-        keys |= set(samples.opened) | {row[0] for row in samples.hours}
-    result = {}
-    for key in keys:
-        if dimension is BY_ACCOUNT:
-            result[key] = figures_of(samples, duration, keep=lambda row, key=key: row[0] == key)
-        else:
-            # New conversations and incoming letters belong to nobody in particular.
-            figures = figures_of(
-                samples, duration, keep=lambda row, key=key: row[1] is not None and row[1] == key
-            )
-            result[key] = figures
-    return result
+        for account, opened in samples.opened.items():
+            groups[account].opened += opened
+        for account, _, incoming, _ in samples.hours:
+            groups[account].incoming += incoming
+    return {key: group.figures() for key, group in groups.items()}
 
 
 def volume(samples: Samples, period: Period, by_hour: bool) -> list[tuple[str, int, int]]:

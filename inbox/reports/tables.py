@@ -90,16 +90,17 @@ def build(
         )
     else:
         duration = figures.wall_clock
-    now_figures = figures.figures_of(current, duration)
-    before = figures.figures_of(previous, duration)
+    current_times = figures.timed(current, duration)
+    now_figures = figures.figures_of(current, current_times)
+    before = figures.figures_of(previous, figures.timed(previous, duration))
     names = _names(current, accounts)
     tables = {
         "overview": _overview(now_figures, before),
         "accounts": _breakdown_table(
-            "accounts", _("By account"), _("Account"), current, duration, BY_ACCOUNT, names
+            "accounts", _("By account"), _("Account"), current, current_times, BY_ACCOUNT, names
         ),
         "agents": _breakdown_table(
-            "agents", _("By agent"), _("Agent"), current, duration, BY_AGENT, names
+            "agents", _("By agent"), _("Agent"), current, current_times, BY_AGENT, names
         ),
         "volume": Table(
             "volume",
@@ -107,7 +108,7 @@ def build(
             [_("Hour") if by_hour else _("Day"), _("Incoming letters"), _("Replies sent")],
             [list(row) for row in figures.volume(current, period, by_hour)],
         ),
-        "first_response": _histogram(current, duration),
+        "first_response": _histogram(current_times),
         "heatmap": _heatmap(current),
     }
     return Report(
@@ -196,7 +197,7 @@ def _percent(change: float | None) -> str:
     return "" if change is None else f"{change * 100:+.0f}%"
 
 
-def _breakdown_table(key, title, first_column, samples, duration, dimension, names) -> Table:
+def _breakdown_table(key, title, first_column, samples, times, dimension, names) -> Table:
     table = Table(
         key,
         title,
@@ -215,7 +216,7 @@ def _breakdown_table(key, title, first_column, samples, duration, dimension, nam
         ],
     )
     known = names[dimension.key]
-    rows = figures.breakdown(samples, duration, dimension)
+    rows = figures.breakdown(samples, times, dimension)
     for item_key, values in sorted(rows.items(), key=lambda item: -item[1].replies):
         table.rows.append(
             [
@@ -235,10 +236,8 @@ def _breakdown_table(key, title, first_column, samples, duration, dimension, nam
     return table
 
 
-def _histogram(samples: figures.Samples, duration) -> Table:
-    counts = metrics.sla_buckets(
-        duration(row[0], row[2], row[3]) for row in samples.first_responses
-    )
+def _histogram(times: figures.Timed) -> Table:
+    counts = metrics.sla_buckets(row[2] for row in times.first_responses)
     labels = [_("< 1 min"), _("< 5 min"), _("< 1 h"), _("< 1 day"), _("1 day or more")]
     return Table(
         "first_response",
