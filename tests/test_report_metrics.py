@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from inbox.reports.facts import fold
 from inbox.reports.metrics import (
     BusinessCalendar,
@@ -214,3 +216,18 @@ def test_events_of_one_second_go_letter_then_reply_then_status():
     timeline = fold(1, 1, [activity(1, 0, "resolved"), phone_reply(2, 0), viewer(3, 0)])
     (episode,) = timeline.changed.values()
     assert episode.first_response_at == at(0) and episode.resolved_at == at(0)
+
+
+def test_business_time_between_timestamps_matches_the_datetime_answer():
+    calendar = BusinessCalendar(NEW_YORK, holidays=[date(2026, 3, 10)])
+    calendar.prepare(datetime(2026, 3, 1, tzinfo=NEW_YORK), datetime(2026, 3, 20, tzinfo=NEW_YORK))
+    moments = [
+        datetime(2026, 3, day, hour, 7, tzinfo=NEW_YORK)
+        for day in range(1, 25)
+        for hour in (1, 9, 17)
+    ]
+    for start in moments[::5]:
+        for end in moments[::4]:
+            assert calendar.seconds_between(start.timestamp(), end.timestamp()) == pytest.approx(
+                calendar.seconds(start, end)
+            )

@@ -219,3 +219,34 @@ def test_the_report_reads_a_fixed_number_of_queries(
 def test_signed_out_visitors_go_to_the_sign_in_page(client, db):
     assert client.get(URL).status_code == 302
     assert client.post(URL).status_code == 405
+
+
+@pytest.mark.postgres
+def test_figures_summarised_by_postgresql_equal_the_python_ones(worked, member, make_item):
+    from inbox.reports import figures, tables
+
+    now = int(timezone.now().timestamp())
+    for n in range(12):
+        store(
+            worked,
+            [
+                make_item(
+                    content__msgSessionId=f"q{n}@findermsg", content__msg__CreateTime=now - 900
+                ),
+                make_item(
+                    content__msgSessionId=f"q{n}@findermsg",
+                    content__isSender=1,
+                    content__msg__CreateTime=now - 900 + 7 * n * n,
+                ),
+            ],
+            f"equal-{n}",
+        )
+    scope = figures.Scope((worked.pk,))
+    period = tables.default_period("7d")
+    samples = figures.read_samples(scope, period)
+    in_python = figures.summaries(samples, figures.timed(samples, figures.wall_clock))
+    in_database = figures.summaries_in_database(
+        scope, period, figures.read_samples(scope, period, rows=False)
+    )
+    assert in_database == in_python
+    assert in_python.totals.first_response.count >= 13

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count, FloatField, Func, Q
 
 from inbox.reports import metrics
 from inbox.reports.models import BusinessHours, Episode, Holiday, LetterHour, ReplyFact
@@ -64,8 +65,8 @@ class Samples:
     hours: list[tuple] = field(default_factory=list)  # (account, hour, incoming, replies)
 
 
-def read_samples(scope: Scope, period: Period) -> Samples:
-    """Five queries."""
+def read_samples(scope: Scope, period: Period, *, rows: bool = True) -> Samples:
+    """Five queries; two without the samples' `rows` (summarised in the database instead)."""
     accounts = Q(account_id__in=scope.account_ids)
     samples = Samples()
     samples.opened = dict(
@@ -74,6 +75,24 @@ def read_samples(scope: Scope, period: Period) -> Samples:
         .annotate(n=Count("id"))
         .values_list("account_id", "n")
     )
+    samples.hours = list(
+        LetterHour.objects.filter(accounts, hour__gte=period.start, hour__lt=period.end)
+        .values_list("account_id", "hour", "incoming", "replies")
+        .order_by()
+    )
+    if rows:
+        first, replies, resolved = sample_querysets(scope, period)
+        samples.first_responses = _rows(first)
+        samples.replies = _rows(replies)
+        samples.resolutions = _rows(resolved)
+    return samples
+
+
+def sample_querysets(scope: Scope, period: Period) -> tuple:
+    """First responses, replies and resolutions in the period, each row (account, person, start,
+    end), the instants as POSIX seconds computed by the database: tens of thousands of floats
+    load in a fraction of the time the same timestamps take to become aware datetimes."""
+    accounts = Q(account_id__in=scope.account_ids)
     first = Episode.objects.filter(
         accounts,
         first_response_at__gte=period.start,
@@ -88,39 +107,51 @@ def read_samples(scope: Scope, period: Period) -> Samples:
         first = first.filter(first_responder_id=scope.agent_id)
         replies = replies.filter(responder_id=scope.agent_id)
         resolved = resolved.filter(resolver_id=scope.agent_id)
-    samples.first_responses = [
-        (account, responder or PHONE, start, end)
-        for account, responder, start, end in first.values_list(
-            "account_id", "first_responder_id", "first_letter_at", "first_response_at"
-        )
-    ]
-    samples.replies = [
-        (account, responder or PHONE, start, end)
-        for account, responder, start, end in replies.values_list(
-            "account_id", "responder_id", "waited_from", "sent_at"
-        )
-    ]
-    samples.resolutions = [
-        (account, resolver or PHONE, start, end)
-        for account, resolver, start, end in resolved.values_list(
-            "account_id", "resolver_id", "opened_at", "resolved_at"
-        )
-    ]
-    samples.hours = list(
-        LetterHour.objects.filter(accounts, hour__gte=period.start, hour__lt=period.end)
-        .values_list("account_id", "hour", "incoming", "replies")
-        .order_by()
+    return (
+        first.values_list(
+            "account_id", "first_responder_id", Epoch("first_letter_at"), Epoch("first_response_at")
+        ),
+        replies.values_list("account_id", "responder_id", Epoch("waited_from"), Epoch("sent_at")),
+        resolved.values_list("account_id", "resolver_id", Epoch("opened_at"), Epoch("resolved_at")),
     )
-    return samples
+
+
+def _rows(queryset) -> list[tuple]:
+    """(account, person or PHONE, start, end) per row, read with a plain cursor: the values are
+    ints and floats already, and the ORM's per-value converters would cost more than the query."""
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(account, person or PHONE, start, end) for account, person, start, end in cursor]
+
+
+class Epoch(Func):
+    """A timestamp as POSIX seconds (a float), None for NULL."""
+
+    output_field = FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::float8", **extra
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # SQLite keeps UTC text; julianday counts days from noon, 4714 BC.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+            **extra,
+        )
 
 
 # --- durations: wall clock or business hours -------------------------------------------------
 
-Duration = Callable[[int, datetime, datetime], float]
+Duration = Callable[[int, float, float], float]  # (account, start, end in POSIX seconds)
 
 
-def wall_clock(account_id: int, start: datetime, end: datetime) -> float:
-    return max(0.0, (end - start).total_seconds())
+def wall_clock(account_id: int, start: float, end: float) -> float:
+    return max(0.0, end - start)
 
 
 def business_hours(account_ids: Sequence[int], period: Period, earliest: datetime) -> Duration:
@@ -145,7 +176,7 @@ def business_hours(account_ids: Sequence[int], period: Period, earliest: datetim
         )
         calendar.prepare(min(earliest, period.start), period.end)
         calendars[account_id] = calendar
-    return lambda account_id, start, end: calendars[account_id].seconds(start, end)
+    return lambda account_id, start, end: calendars[account_id].seconds_between(start, end)
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -189,7 +220,7 @@ class Timed:
 def timed(samples: Samples, duration: Duration) -> Timed:
     def rows(samples_rows):
         return [
-            (account, person, duration(account, start, end) if start else None)
+            (account, person, duration(account, start, end) if start is not None else None)
             for account, person, start, end in samples_rows
         ]
 
@@ -205,6 +236,10 @@ class _Group:
     resolved: int = 0
     opened: int = 0
     incoming: int = 0
+    # Summaries the database computed (summaries_in_database), instead of the sample lists.
+    first_summary: metrics.Summary | None = None
+    reply_summary: metrics.Summary | None = None
+    resolution_summary: metrics.Summary | None = None
 
     def figures(self) -> Figures:
         return Figures(
@@ -212,9 +247,9 @@ class _Group:
             incoming=self.incoming,
             replies=self.replies,
             resolved=self.resolved,
-            first_response=metrics.summarise(self.first),
-            reply_time=metrics.summarise(self.reply),
-            resolution_time=metrics.summarise(self.resolution),
+            first_response=self.first_summary or metrics.summarise(self.first),
+            reply_time=self.reply_summary or metrics.summarise(self.reply),
+            resolution_time=self.resolution_summary or metrics.summarise(self.resolution),
         )
 
 
@@ -254,6 +289,105 @@ def breakdown(samples: Samples, times: Timed, dimension: Dimension) -> dict:
         for account, _, incoming, _ in samples.hours:
             groups[account].incoming += incoming
     return {key: group.figures() for key, group in groups.items()}
+
+
+@dataclass
+class Summaries:
+    """A period's figures: totals, per account, per person, and the first-response buckets."""
+
+    totals: Figures
+    by_account: dict
+    by_agent: dict
+    first_response_buckets: list[int]
+
+
+def summaries(samples: Samples, times: Timed) -> Summaries:
+    """From the samples' rows, in Python (any database, and business hours)."""
+    return Summaries(
+        totals=figures_of(samples, times),
+        by_account=breakdown(samples, times, BY_ACCOUNT),
+        by_agent=breakdown(samples, times, BY_AGENT),
+        first_response_buckets=metrics.sla_buckets(
+            row[2] for row in times.first_responses if row[2] is not None
+        ),
+    )
+
+
+def summaries_in_database(
+    scope: Scope, period: Period, samples: Samples, *, totals_only: bool = False
+) -> Summaries:
+    """Wall-clock figures summarised by PostgreSQL: counts, and medians and p90s with
+    percentile_disc (which is the nearest-rank percentile of metrics.percentile), per account,
+    per person and in total, one GROUPING SETS query per kind of sample. A 30-day report over
+    all accounts then moves a few dozen rows instead of tens of thousands."""
+    first, replies, resolved = sample_querysets(scope, period)
+    groups: dict = defaultdict(_Group)
+    buckets = [0] * (len(metrics.SLA_BOUNDS) + 1)
+    for kind, queryset in (("first", first), ("reply", replies), ("resolution", resolved)):
+        summarised = _summarised(queryset, kind == "first", totals_only)
+        for level, key, total, count, median, p90, below in summarised:
+            group = groups[(level, key)]
+            summary = metrics.Summary(count, median, p90)
+            if kind == "first":
+                group.first_summary = summary
+                if level == "total":
+                    under = [*below, count]
+                    buckets = [under[0]] + [b - a for a, b in zip(under, under[1:], strict=False)]
+            elif kind == "reply":
+                group.replies, group.reply_summary = total, summary
+            else:
+                group.resolved, group.resolution_summary = total, summary
+    for account, opened in samples.opened.items():
+        groups[("account", account)].opened += opened
+        groups[("total", None)].opened += opened
+    for account, _, incoming, _ in samples.hours:
+        groups[("account", account)].incoming += incoming
+        groups[("total", None)].incoming += incoming
+    by_level: dict = {"account": {}, "agent": {}}
+    for (level, key), group in groups.items():
+        if level != "total":
+            by_level[level][key] = group.figures()
+    return Summaries(
+        totals=groups[("total", None)].figures(),
+        by_account=by_level["account"],
+        by_agent=by_level["agent"],
+        first_response_buckets=buckets,
+    )
+
+
+def _summarised(queryset, with_buckets: bool, totals_only: bool) -> list[tuple]:
+    """(level, key, rows, samples, median, p90, [samples under each SLA bound]) per group."""
+    inner, params = queryset.order_by().query.sql_with_params()
+    under = "".join(
+        f", count(*) FILTER (WHERE waited < {bound})"
+        for bound in (metrics.SLA_BOUNDS if with_buckets else ())
+    )
+    groups = (
+        "1, 1, NULL, NULL"
+        if totals_only
+        else "GROUPING(account), GROUPING(person), account, person"
+    )
+    sql = (
+        f"SELECT {groups}, count(*), count(waited), "
+        "percentile_disc(0.5) WITHIN GROUP (ORDER BY waited), "
+        f"percentile_disc(0.9) WITHIN GROUP (ORDER BY waited){under} "
+        "FROM (SELECT account, COALESCE(person, 0) AS person, "
+        "GREATEST(finish - start, 0) AS waited "
+        f"FROM ({inner}) AS raw(account, person, start, finish)) AS samples "
+        + ("" if totals_only else "GROUP BY GROUPING SETS ((), (account), (person))")
+    )
+    result = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for no_account, no_person, account, person, total, count, median, p90, *below in cursor:
+            if no_account and no_person:
+                level, key = "total", None
+            elif no_person:
+                level, key = "account", account
+            else:
+                level, key = "agent", person
+            result.append((level, key, total, count, median, p90, below))
+    return result
 
 
 def volume(samples: Samples, period: Period, by_hour: bool) -> list[tuple[str, int, int]]:

@@ -87,6 +87,8 @@ class BusinessCalendar:
         self._opens: list[float] = []
         self._closes: list[float] = []
         self._before: list[float] = []
+        self._day_starts: list[float] = []
+        self._table_end = 0.0
 
     def day_span(self, day: date) -> tuple[float, float] | None:
         """The day's working span as POSIX timestamps, None if nobody works that day."""
@@ -101,16 +103,36 @@ class BusinessCalendar:
         start = first.astimezone(self.zone).date()
         end = last.astimezone(self.zone).date()
         self._first = start
-        self._opens, self._closes, self._before = [], [], []
+        self._opens, self._closes, self._before, self._day_starts = [], [], [], []
         total = 0.0
         day = start
         while day <= end:
+            self._day_starts.append(datetime.combine(day, time(0), tzinfo=self.zone).timestamp())
             span = self.day_span(day) or (0.0, 0.0)
             self._opens.append(span[0])
             self._closes.append(span[1])
             self._before.append(total)
             total += span[1] - span[0]
             day += timedelta(days=1)
+        self._table_end = datetime.combine(day, time(0), tzinfo=self.zone).timestamp()
+
+    def seconds_between(self, start: float, end: float) -> float:
+        """`seconds()` for POSIX timestamps: within the prepared table, two bisections."""
+        if end <= start:
+            return 0.0
+        a, b = self._worked_until_timestamp(start), self._worked_until_timestamp(end)
+        if a is not None and b is not None:
+            return b - a
+        return self.seconds(
+            datetime.fromtimestamp(start, self.zone), datetime.fromtimestamp(end, self.zone)
+        )
+
+    def _worked_until_timestamp(self, at: float) -> float | None:
+        index = bisect_right(self._day_starts, at) - 1
+        if not 0 <= index < len(self._opens) or at >= self._table_end:
+            return None
+        opens, closes = self._opens[index], self._closes[index]
+        return self._before[index] + min(max(at - opens, 0.0), closes - opens)
 
     def _worked_until(self, moment: datetime) -> float | None:
         """Working seconds from the prepared table's first day to `moment`, None outside it."""

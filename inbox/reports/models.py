@@ -49,17 +49,20 @@ class Episode(models.Model):
 
     class Meta:
         indexes = [
-            # figures.read_report(): conversations opened in the range.
+            # figures.read_samples(): conversations opened in the range (and the conversations
+            # CSV, keyset-paged on it).
             models.Index(fields=["opened_at", "account"], name="inbox_episode_opened"),
-            # figures.read_report(): first responses in the range.
+            # figures.sample_querysets(): first responses in the range, read from the index alone.
             models.Index(
                 fields=["first_response_at", "account"],
+                include=["first_responder", "first_letter_at"],
                 condition=models.Q(first_response_at__isnull=False),
                 name="inbox_episode_first_response",
             ),
-            # figures.read_report(): resolutions in the range.
+            # figures.sample_querysets(): resolutions in the range, read from the index alone.
             models.Index(
                 fields=["resolved_at", "account"],
+                include=["resolver", "opened_at"],
                 condition=models.Q(resolved_at__isnull=False),
                 name="inbox_episode_resolved",
             ),
@@ -88,8 +91,14 @@ class ReplyFact(models.Model):
 
     class Meta:
         indexes = [
-            # figures.read_report(): replies (and reply-time samples) in the range.
-            models.Index(fields=["sent_at", "account"], name="inbox_replyfact_sent"),
+            # figures.sample_querysets(): replies (and reply-time samples) in the range, read
+            # from the index alone.
+            models.Index(
+                fields=["sent_at", "account"],
+                include=["responder", "waited_from"],
+                name="inbox_replyfact_sent",
+            ),
+            # facts._replay(): a session's replies.
             models.Index(fields=["session"], name="inbox_replyfact_session"),
         ]
 
@@ -117,11 +126,11 @@ class LetterHour(models.Model):
 
     class Meta:
         constraints = [
-            # facts.add_to_hours()' upsert key; also figures.read_report()'s range by account.
+            # facts._add_to_hours()' upsert key; also figures.read_samples()' hours by account.
             models.UniqueConstraint(fields=["account", "hour"], name="inbox_letterhour_unique"),
         ]
         indexes = [
-            # figures.read_report() for all accounts: the hours in the range.
+            # figures.read_samples() for all accounts: the hours in the range.
             models.Index(fields=["hour"], name="inbox_letterhour_range"),
         ]
 

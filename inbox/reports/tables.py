@@ -4,16 +4,17 @@ export writes the same ones, so what is shown and what is exported cannot differ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
 from inbox.reports import figures, metrics
-from inbox.reports.figures import BY_ACCOUNT, BY_AGENT, PHONE, Period, Scope
+from inbox.reports.figures import PHONE, Period, Scope
 
 
 @dataclass
@@ -75,32 +76,24 @@ def format_duration(seconds: float | None) -> str:
 def build(
     scope: Scope, period: Period, *, business: bool, by_hour: bool, accounts: list[Account]
 ) -> Report:
-    current = figures.read_samples(scope, period)
-    previous = figures.read_samples(scope, period.previous)
-    if business:
-        starts = [
-            row[2]
-            for samples in (current, previous)
-            for rows in (samples.first_responses, samples.replies, samples.resolutions)
-            for row in rows
-            if row[2]
-        ]
-        duration = figures.business_hours(
-            scope.account_ids, period.previous, min(starts, default=period.previous.start)
-        )
+    in_database = not business and connection.vendor == "postgresql"
+    current = figures.read_samples(scope, period, rows=not in_database)
+    previous = figures.read_samples(scope, period.previous, rows=not in_database)
+    if in_database:
+        now = figures.summaries_in_database(scope, period, current)
+        before = figures.summaries_in_database(scope, period.previous, previous, totals_only=True)
     else:
-        duration = figures.wall_clock
-    current_times = figures.timed(current, duration)
-    now_figures = figures.figures_of(current, current_times)
-    before = figures.figures_of(previous, figures.timed(previous, duration))
-    names = _names(current, accounts)
+        duration = _duration(scope, period, business, current, previous)
+        now = figures.summaries(current, figures.timed(current, duration))
+        before = figures.summaries(previous, figures.timed(previous, duration))
+    names = _names(now, accounts)
     tables = {
-        "overview": _overview(now_figures, before),
+        "overview": _overview(now.totals, before.totals),
         "accounts": _breakdown_table(
-            "accounts", _("By account"), _("Account"), current, current_times, BY_ACCOUNT, names
+            "accounts", _("By account"), _("Account"), now.by_account, True, names["account"]
         ),
         "agents": _breakdown_table(
-            "agents", _("By agent"), _("Agent"), current, current_times, BY_AGENT, names
+            "agents", _("By agent"), _("Agent"), now.by_agent, False, names["agent"]
         ),
         "volume": Table(
             "volume",
@@ -108,21 +101,36 @@ def build(
             [_("Hour") if by_hour else _("Day"), _("Incoming letters"), _("Replies sent")],
             [list(row) for row in figures.volume(current, period, by_hour)],
         ),
-        "first_response": _histogram(current_times),
+        "first_response": _histogram(now.first_response_buckets),
         "heatmap": _heatmap(current),
     }
     return Report(
         period=period,
         business=business,
-        cards=_cards(now_figures, before),
+        cards=_cards(now.totals, before.totals),
         tables=tables,
         charts=_charts(tables),
     )
 
 
-def _names(samples: figures.Samples, accounts: list[Account]) -> dict:
-    users = {row[1] for row in samples.first_responses + samples.replies + samples.resolutions}
-    users.discard(PHONE)
+def _duration(scope, period, business, current, previous) -> figures.Duration:
+    if not business:
+        return figures.wall_clock
+    starts = [
+        row[2]
+        for samples in (current, previous)
+        for rows in (samples.first_responses, samples.replies, samples.resolutions)
+        for row in rows
+        if row[2] is not None
+    ]
+    earliest = min(starts, default=period.previous.start.timestamp())
+    return figures.business_hours(
+        scope.account_ids, period.previous, datetime.fromtimestamp(earliest, tz=UTC)
+    )
+
+
+def _names(summaries: figures.Summaries, accounts: list[Account]) -> dict:
+    users = set(summaries.by_agent) - {PHONE}
     people = {
         user.pk: user.get_full_name() or user.get_username()
         for user in get_user_model().objects.filter(pk__in=users)
@@ -197,7 +205,7 @@ def _percent(change: float | None) -> str:
     return "" if change is None else f"{change * 100:+.0f}%"
 
 
-def _breakdown_table(key, title, first_column, samples, times, dimension, names) -> Table:
+def _breakdown_table(key, title, first_column, rows: dict, per_account: bool, known) -> Table:
     table = Table(
         key,
         title,
@@ -215,14 +223,12 @@ def _breakdown_table(key, title, first_column, samples, times, dimension, names)
             _("Resolution time, p90"),
         ],
     )
-    known = names[dimension.key]
-    rows = figures.breakdown(samples, times, dimension)
     for item_key, values in sorted(rows.items(), key=lambda item: -item[1].replies):
         table.rows.append(
             [
                 known.get(item_key, str(item_key)),
-                values.new_conversations if dimension is BY_ACCOUNT else "",
-                values.incoming if dimension is BY_ACCOUNT else "",
+                values.new_conversations if per_account else "",
+                values.incoming if per_account else "",
                 values.replies,
                 values.resolved,
                 format_duration(values.first_response.median),
@@ -236,8 +242,7 @@ def _breakdown_table(key, title, first_column, samples, times, dimension, names)
     return table
 
 
-def _histogram(times: figures.Timed) -> Table:
-    counts = metrics.sla_buckets(row[2] for row in times.first_responses)
+def _histogram(counts: list[int]) -> Table:
     labels = [_("< 1 min"), _("< 5 min"), _("< 1 h"), _("< 1 day"), _("1 day or more")]
     return Table(
         "first_response",
