@@ -638,9 +638,11 @@ def _history_prefix(account: SandboxAccount) -> str:
 
 
 def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
-    """Letter `position` of the account's history, made the same on every call: a tenth are
-    images, a fifth go from the shop to the peer, one a second over the last year or so."""
-    number = position % account.history_sessions
+    """Letter `position` of the account's history, made the same on every call: peers write
+    in runs of up to HISTORY_RUN letters, taking turns; a tenth are images, a fifth go from the
+    shop to the peer, one a second from the start of 2023."""
+    run = max(1, min(HISTORY_RUN, account.history // account.history_sessions))
+    number = (position // run) % account.history_sessions
     peer = history_peer(account, number)
     digest = hashlib.blake2b(f"{account.app_id}:{position}".encode(), digest_size=8).digest()
     is_sender = position % 5 == 4
@@ -673,6 +675,7 @@ def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
 
 
 HISTORY_START = 1_672_531_200  # 2023-01-01, so the history is older than anything live
+HISTORY_RUN = 5
 
 
 def _log_slice(account: SandboxAccount, start: int, stop: int) -> list[dict[str, Any]]:

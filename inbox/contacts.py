@@ -46,7 +46,7 @@ def backfill_nicknames(
 ) -> int:
     """Name the peers of `sessions` that have no nickname yet, BATCH_SIZE sessions at a time in
     primary-key order (so memory stays flat and a peer the upstream does not know is asked once
-    per run): their distinct peers looked up `threads` at a time, then one UPDATE, which also
+    per batch): their distinct peers looked up `threads` at a time, then one UPDATE, which also
     bumps updated_at so open session lists pick the names up on their next poll.
     `on_batch(sessions, named)` follows each batch. Returns how many sessions were named."""
     pending = sessions.filter(peer_nickname="").exclude(peer_username="").order_by("pk")
@@ -68,7 +68,13 @@ def backfill_nicknames(
             for _, account_id, peer, my_username in batch:
                 peers.setdefault((account_id, peer), my_username)
             nicknames = lookups.run(accounts, peers)
-            batch_named = _store_nicknames(nicknames)
+            batch_named = _store_nicknames(
+                [
+                    (pk, nicknames[account_id, peer])
+                    for pk, account_id, peer, _ in batch
+                    if (account_id, peer) in nicknames
+                ]
+            )
             named += batch_named
             if on_batch:
                 on_batch(len(batch), batch_named)
@@ -126,31 +132,30 @@ class _Lookups:
         return _nickname_of(peer, entries)
 
 
-def _store_nicknames(nicknames: dict[tuple[int, str], str]) -> int:
-    """One UPDATE for the whole batch, through the (account, peer_username) index; a session
-    named meanwhile keeps its name. Returns how many sessions it named."""
-    if not nicknames:
+def _store_nicknames(named: list[tuple[int, str]]) -> int:
+    """One UPDATE for the batch's (session pk, nickname) pairs, by primary key: a plan no
+    statistics can spoil (matching on the peer's user name chose a scan of the account's
+    sessions per peer while the table's statistics predated a big sync). A session named
+    meanwhile keeps its name. Returns how many sessions it named."""
+    if not named:
         return 0
     now = timezone.now()
-    rows = [(account_id, peer, nickname) for (account_id, peer), nickname in nicknames.items()]
     table = Session._meta.db_table
     if connection.vendor == "postgresql":
         with bound_cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS s SET peer_nickname = v.nickname, updated_at = %b "
-                "FROM unnest(%b::bigint[], %b::text[], %b::text[]) "
-                "AS v(account_id, peer_username, nickname) "
-                "WHERE s.account_id = v.account_id AND s.peer_username = v.peer_username "
-                "AND s.peer_nickname = ''",
-                [now, *(list(column) for column in zip(*rows, strict=True))],
+                "FROM unnest(%b::bigint[], %b::text[]) AS v(id, nickname) "
+                "WHERE s.id = v.id AND s.peer_nickname = ''",
+                [now, *(list(column) for column in zip(*named, strict=True))],
             )
             return cursor.rowcount
-    # SQLite runs in-process: one prepared statement run per peer costs no round trips.
+    # SQLite runs in-process: one prepared statement run per session costs no round trips.
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {table} SET peer_nickname = %s, updated_at = %s "
-            "WHERE account_id = %s AND peer_username = %s AND peer_nickname = ''",
-            [(nickname, now, account_id, peer) for account_id, peer, nickname in rows],
+            "WHERE id = %s AND peer_nickname = ''",
+            [(nickname, now, pk) for pk, nickname in named],
         )
         return cursor.rowcount
 

@@ -117,8 +117,8 @@ class Session(models.Model):
                 condition=models.Q(status="snoozed"),
                 name="inbox_session_snoozed_due",
             ),
-            # contacts.backfill_nicknames(): the unnamed sessions of a peer, one UPDATE a batch.
-            # Partial, so the named sessions most updates touch never enter it.
+            # contacts.backfill_nicknames(): the sessions still without a nickname, read a batch
+            # at a time. Partial, so the named sessions most updates touch never enter it.
             models.Index(
                 fields=["account", "peer_username"],
                 condition=models.Q(peer_nickname=""),
