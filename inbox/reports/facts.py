@@ -282,7 +282,17 @@ def _record(events: dict[int, list[Event]], accounts: dict[int, int], hours: Cou
         state.session_id: state
         for state in TimelineState.objects.filter(session_id__in=events).select_related("episode")
     }
-    assignees = dict(Session.objects.filter(pk__in=events).values_list("pk", "assignee_id"))
+    # The assignee is what a resolution records; sync pages bring none, and skip the read.
+    resolving = [
+        session_id
+        for session_id, session_events in events.items()
+        if any(event.action == RESOLVE for event in session_events)
+    ]
+    assignees = (
+        dict(Session.objects.filter(pk__in=resolving).values_list("pk", "assignee_id"))
+        if resolving
+        else {}
+    )
     timelines, replay = [], []
     for session_id, session_events in events.items():
         session_events.sort(key=lambda event: (event.at, event.rank, event.message_id or 0))
