@@ -154,9 +154,9 @@ def wall_clock(account_id: int, start: float, end: float) -> float:
     return max(0.0, end - start)
 
 
-def business_hours(account_ids: Sequence[int], period: Period, earliest: datetime) -> Duration:
+def business_hours(account_ids: Sequence[int], first: datetime, last: datetime) -> Duration:
     """Working seconds between two instants by each account's calendar (one query for the
-    schedules, one for the holidays)."""
+    schedules, one for the holidays), fast for instants from `first` to `last`."""
     zone = local_zone()
     schedules = {
         hours.account_id: hours.spans()
@@ -174,7 +174,7 @@ def business_hours(account_ids: Sequence[int], period: Period, earliest: datetim
             schedules.get(account_id, metrics.DEFAULT_SPANS),
             holidays[None] + holidays[account_id],
         )
-        calendar.prepare(min(earliest, period.start), period.end)
+        calendar.prepare(first, last)
         calendars[account_id] = calendar
     return lambda account_id, start, end: calendars[account_id].seconds_between(start, end)
 

@@ -124,9 +124,9 @@ def _duration(scope, period, business, current, previous) -> figures.Duration:
         if row[2] is not None
     ]
     earliest = min(starts, default=period.previous.start.timestamp())
-    return figures.business_hours(
-        scope.account_ids, period.previous, datetime.fromtimestamp(earliest, tz=UTC)
-    )
+    # The calendars' tables reach from the earliest wait to the end of the current period.
+    first = min(datetime.fromtimestamp(earliest, tz=UTC), period.previous.start)
+    return figures.business_hours(scope.account_ids, first, period.end)
 
 
 def _names(summaries: figures.Summaries, accounts: list[Account]) -> dict:
