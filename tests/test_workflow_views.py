@@ -761,7 +761,8 @@ def test_each_write_stays_within_its_budget(
         "compose": 9,
         "note": 8,
         "send_image": 9,
-        "set_status": 10,
+        # + the report facts (inbox/reports/facts.py): timeline state, episode, state upsert.
+        "set_status": 12,
         "snooze": 10,
         "assign": 12,
         "retry": 8,

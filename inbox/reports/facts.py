@@ -250,16 +250,20 @@ def replies_sent(replies: Iterable[Message]) -> None:
 
 
 def activity_added(lines: Iterable[Message]) -> None:
-    """Status and assignment lines just saved (a resolution, a reopen, a snooze running out)."""
+    """Status and assignment lines just saved (a resolution, a reopen, a snooze running out).
+    A resolution records the assignee of the line's session, as the caller holds it."""
     events: dict[int, list[Event]] = defaultdict(list)
     accounts: dict[int, int] = {}
+    assignees: dict[int, int | None] = {}
     for line in lines:
         row = {name: getattr(line, name) for name in EVENT_COLUMNS}
         event = event_of(row)
         if event is not None:
             accounts[line.session_id] = line.account_id
             events[line.session_id].append(event)
-    _record(events, accounts, Counter())
+            if event.action == RESOLVE:
+                assignees[line.session_id] = line.session.assignee_id
+    _record(events, accounts, Counter(), assignees)
 
 
 def sessions_changed(session_ids: Iterable[int]) -> None:
@@ -272,7 +276,12 @@ def sessions_changed(session_ids: Iterable[int]) -> None:
         _add_to_hours(hours)
 
 
-def _record(events: dict[int, list[Event]], accounts: dict[int, int], hours: Counter) -> None:
+def _record(
+    events: dict[int, list[Event]],
+    accounts: dict[int, int],
+    hours: Counter,
+    assignees: dict[int, int | None] | None = None,
+) -> None:
     """Fold new events into their sessions' facts: continue each session's fold when its events
     are in order, replay the session when not."""
     if not events:
@@ -283,16 +292,14 @@ def _record(events: dict[int, list[Event]], accounts: dict[int, int], hours: Cou
         for state in TimelineState.objects.filter(session_id__in=events).select_related("episode")
     }
     # The assignee is what a resolution records; sync pages bring none, and skip the read.
+    assignees = dict(assignees or {})
     resolving = [
         session_id
         for session_id, session_events in events.items()
-        if any(event.action == RESOLVE for event in session_events)
+        if session_id not in assignees and any(event.action == RESOLVE for event in session_events)
     ]
-    assignees = (
-        dict(Session.objects.filter(pk__in=resolving).values_list("pk", "assignee_id"))
-        if resolving
-        else {}
-    )
+    if resolving:
+        assignees.update(Session.objects.filter(pk__in=resolving).values_list("pk", "assignee_id"))
     timelines, replay = [], []
     for session_id, session_events in events.items():
         session_events.sort(key=lambda event: (event.at, event.rank, event.message_id or 0))
@@ -347,6 +354,17 @@ def _save(timelines: list[Timeline], hours: Counter) -> None:
     PostgreSQL each kind is one statement whatever the count (a sync page touches hundreds)."""
     episodes = [episode for timeline in timelines for episode in timeline.changed.values()]
     changed = [episode for episode in episodes if episode.pk is not None]
+    # Each session's latest episode is written even when an event changed nothing in it (a
+    # resolution of one already resolved): an action then costs the same statements whatever
+    # state its facts are in.
+    touched = {id(episode) for episode in episodes}
+    changed += [
+        timeline.episode
+        for timeline in timelines
+        if timeline.episode is not None
+        and timeline.episode.pk is not None
+        and id(timeline.episode) not in touched
+    ]
     Episode.objects.bulk_create([episode for episode in episodes if episode.pk is None])
     _update_episodes(changed)
     replies = [reply for timeline in timelines for reply in timeline.replies]
