@@ -197,9 +197,9 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
             raise CursorMoved(f"account {account.pk}: cursor or lease changed during the pass")
 
         letters = _unique_by_new_msg_id(page.letters)
-        sessions, new_sessions = _sessions_for(account, letters)
-        new_letters = _insert_new_messages(account, sessions, letters)
-        reopened = _update_sessions(sessions, new_letters, now)
+        sessions, missing = _sessions_for(account, letters)
+        new_letters = _insert_new_messages(account, sessions, missing, letters, now)
+        reopened = _update_sessions(sessions, missing, new_letters, now)
         facts.letters_stored(account.pk, new_letters, reopened)
         quarantined = _quarantine(account, page)
         Account.objects.filter(pk=account.pk).update(
@@ -208,7 +208,7 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
     return PageResult(
         items=page.item_count,
         new_messages=len(new_letters),
-        new_sessions=new_sessions,
+        new_sessions=len(missing),
         quarantined=quarantined,
     )
 
@@ -276,8 +276,11 @@ def _unique_by_new_msg_id(letters: list[Letter]) -> list[Letter]:
     return list(seen.values())
 
 
-def _sessions_for(account: Account, letters: list[Letter]) -> tuple[dict[str, Session], int]:
-    """The page's sessions by msgSessionId, locked for this transaction, creating missing ones."""
+def _sessions_for(
+    account: Account, letters: list[Letter]
+) -> tuple[dict[str, Session], list[Session]]:
+    """The page's sessions by msgSessionId, the stored ones locked for this transaction; and the
+    missing ones, unsaved: _create_sessions inserts them once their letters are folded in."""
     wanted: dict[str, Letter] = {}
     for letter in letters:
         current = wanted.get(letter.msg_session_id)
@@ -285,7 +288,7 @@ def _sessions_for(account: Account, letters: list[Letter]) -> tuple[dict[str, Se
         if current is None or (current.is_sender and not letter.is_sender):
             wanted[letter.msg_session_id] = letter
     if not wanted:
-        return {}, 0
+        return {}, []
     sessions = {
         session.msg_session_id: session
         for session in Session.objects.select_for_update().filter(
@@ -303,16 +306,40 @@ def _sessions_for(account: Account, letters: list[Letter]) -> tuple[dict[str, Se
         for session_id, letter in wanted.items()
         if session_id not in sessions
     ]
-    Session.objects.bulk_create(missing)
     sessions.update((session.msg_session_id, session) for session in missing)
-    return sessions, len(missing)
+    return sessions, missing
+
+
+def _create_sessions(missing: list[Session], new: list[tuple[Session, Letter]], now) -> None:
+    """Insert the page's new sessions with their letters already folded in. Each session row
+    written costs an entry in every session index, the trigram GINs' dozens of entries per row
+    included (an update that moves last_message_at is never HOT): inserting a new session
+    complete, rather than inserting it and then updating it, writes those once."""
+    if not missing:
+        return
+    creating = {id(session) for session in missing}
+    by_session: dict[int, list[Letter]] = defaultdict(list)
+    for session, letter in new:
+        if id(session) in creating:
+            by_session[id(session)].append(letter)
+    for session in missing:
+        letters = by_session.get(id(session))
+        if letters:
+            # A session that did not exist has no stored letters and is open: nothing to reopen.
+            _fold_letters(session, letters, now)
+    Session.objects.bulk_create(missing)
 
 
 def _insert_new_messages(
-    account: Account, sessions: dict[str, Session], letters: list[Letter]
+    account: Account,
+    sessions: dict[str, Session],
+    missing: list[Session],
+    letters: list[Letter],
+    now,
 ) -> list[tuple[Session, Letter]]:
-    """Insert the letters this account does not have yet; return them with their sessions.
-    Echoes of replies sent from here become those reply rows instead (see _adopt_echoes)."""
+    """Insert the letters this account does not have yet, and the `missing` sessions first;
+    return the letters with their sessions. Echoes of replies sent from here become those reply
+    rows instead (see _adopt_echoes)."""
     if not letters:
         return []
     known = dict(
@@ -330,6 +357,7 @@ def _insert_new_messages(
         for letter in letters
         if letter.new_msg_id not in known
     ]
+    _create_sessions(missing, new, now)
     new = _adopt_echoes(new)
     return _insert_letters(account, new)
 
@@ -609,42 +637,57 @@ def bound_cursor() -> Iterator[Any]:
 
 
 def _update_sessions(
-    sessions: dict[str, Session], new_letters: list[tuple[Session, Letter]], now
+    sessions: dict[str, Session],
+    created: list[Session],
+    new_letters: list[tuple[Session, Letter]],
+    now,
 ) -> list[Message]:
-    """Fold what is new into the sessions' preview, unread count and status, in one UPDATE;
-    sessions a letter reopened get an activity line saying so (returned)."""
+    """Fold what is new into the stored sessions' preview, unread count and status, in one
+    UPDATE (the `created` ones went in complete); sessions a letter reopened get an activity
+    line saying so (returned)."""
     by_session: dict[int, list[Letter]] = defaultdict(list)
     for session, letter in new_letters:
         by_session[session.pk].append(letter)
+    skip = {session.pk for session in created}
     changed, reopened = [], []
     for session in sessions.values():
         letters = by_session.get(session.pk)
-        if not letters:
+        if not letters or session.pk in skip:
             continue
-        latest = max(letters, key=thread_position)
-        session.unread_count = unread_after(session.unread_count, session.last_message_at, letters)
-        if latest.created_at >= session.last_message_at:
-            session.last_message_at = latest.created_at
-            session.last_message_type = latest.msg_type
-            session.last_message_preview = preview_of(latest.msg_type, latest.content, latest.title)
-        incoming = [letter for letter in letters if not letter.is_sender]
-        if incoming and not is_channels_name(session.my_username):
-            # Replies must go out as a Channels identity; a session first seen through a letter
-            # from the account's WeChat id learns it from the first letter the peer writes.
-            session.my_username = next(
-                (letter.to_username for letter in incoming if is_channels_name(letter.to_username)),
-                session.my_username,
-            )
-        if incoming and session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
-            # A new letter from the peer needs an answer again.
-            session.status = Session.Status.OPEN
-            session.snoozed_until = None
-            reopened.append(Message.activity_line(session, Message.Activity.OPENED, at=now))
-        session.updated_at = now
+        reopen = _fold_letters(session, letters, now)
+        if reopen:
+            reopened.append(reopen)
         changed.append(session)
     _save_sessions(changed, SESSION_AGGREGATES)
     Message.objects.bulk_create(reopened)
     return reopened
+
+
+def _fold_letters(session: Session, letters: list[Letter], now) -> Message | None:
+    """Fold a session's new letters into its aggregates; the activity line when one reopened
+    it (unsaved), else None."""
+    reopen = None
+    latest = max(letters, key=thread_position)
+    session.unread_count = unread_after(session.unread_count, session.last_message_at, letters)
+    if latest.created_at >= session.last_message_at:
+        session.last_message_at = latest.created_at
+        session.last_message_type = latest.msg_type
+        session.last_message_preview = preview_of(latest.msg_type, latest.content, latest.title)
+    incoming = [letter for letter in letters if not letter.is_sender]
+    if incoming and not is_channels_name(session.my_username):
+        # Replies must go out as a Channels identity; a session first seen through a letter
+        # from the account's WeChat id learns it from the first letter the peer writes.
+        session.my_username = next(
+            (letter.to_username for letter in incoming if is_channels_name(letter.to_username)),
+            session.my_username,
+        )
+    if incoming and session.status in (Session.Status.RESOLVED, Session.Status.SNOOZED):
+        # A new letter from the peer needs an answer again.
+        session.status = Session.Status.OPEN
+        session.snoozed_until = None
+        reopen = Message.activity_line(session, Message.Activity.OPENED, at=now)
+    session.updated_at = now
+    return reopen
 
 
 def thread_position(letter: Letter) -> tuple:
