@@ -175,8 +175,15 @@ class Message(models.Model):
         SYSTEM = 10000, _("System notice")
         RECALL = 10002, _("Recall")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    # No single-column indexes on these two: inbox_message_unique_new_msg_id starts with the
+    # account and inbox_message_thread_position with the session, and serve their lookups and
+    # cascades; each extra index is written for every letter stored.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LETTER)
 
     # Upstream identity. NULL for notes, activity lines and replies not yet accepted upstream.
