@@ -289,12 +289,13 @@ def _sessions_for(
             wanted[letter.msg_session_id] = letter
     if not wanted:
         return {}, []
-    sessions = {
-        session.msg_session_id: session
-        for session in Session.objects.select_for_update().filter(
+    if connection.vendor == "postgresql":
+        stored = _locked_sessions_postgresql(account, list(wanted))
+    else:
+        stored = Session.objects.select_for_update().filter(
             account=account, msg_session_id__in=wanted
         )
-    }
+    sessions = {session.msg_session_id: session for session in stored}
     missing = [
         Session(
             account=account,
@@ -308,6 +309,25 @@ def _sessions_for(
     ]
     sessions.update((session.msg_session_id, session) for session in missing)
     return sessions, missing
+
+
+def _locked_sessions_postgresql(account: Account, session_ids: list[str]) -> list[Session]:
+    """The account's sessions with these msgSessionIds, locked FOR UPDATE: the queryset's
+    rows, with the ids sent as one binary array rather than quoted into the SQL in Python."""
+    meta = Session._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(quote(field.column) for field in fields)} "
+            f"FROM {quote(meta.db_table)} "
+            f"WHERE {quote('account_id')} = %b AND {quote('msg_session_id')} = ANY(%b::text[]) "
+            "FOR UPDATE",
+            [account.pk, session_ids],
+        )
+        rows = cursor.fetchall()
+    names = [field.attname for field in fields]
+    return [Session.from_db(connection.alias, names, row) for row in rows]
 
 
 def _create_sessions(missing: list[Session], new: list[tuple[Session, Letter]], now) -> None:
@@ -327,7 +347,38 @@ def _create_sessions(missing: list[Session], new: list[tuple[Session, Letter]], 
         if letters:
             # A session that did not exist has no stored letters and is open: nothing to reopen.
             _fold_letters(session, letters, now)
-    Session.objects.bulk_create(missing)
+    if connection.vendor == "postgresql":
+        _insert_sessions_postgresql(missing)
+    else:
+        Session.objects.bulk_create(missing)
+
+
+def _insert_sessions_postgresql(sessions: list[Session]) -> None:
+    """bulk_create's rows, in one INSERT … SELECT FROM unnest(one binary array per column),
+    setting the new primary keys. bulk_create quoted every value of every row into the SQL text
+    in Python (~0.1 ms per session)."""
+    meta = Session._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    columns = []
+    for field in fields:
+        values = [field.pre_save(session, add=True) for session in sessions]
+        if type(field) not in PLAIN_FIELDS:
+            values = [field.get_db_prep_save(value, connection) for value in values]
+        columns.append(values)
+    names = ", ".join(quote(field.column) for field in fields)
+    arrays = ", ".join(f"%b::{field.cast_db_type(connection)}[]" for field in fields)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) "
+            f"RETURNING {quote(meta.pk.column)}, {quote('msg_session_id')}",
+            columns,
+        )
+        ids = {session_id: pk for pk, session_id in cursor.fetchall()}
+    for session in sessions:
+        session.pk = ids[session.msg_session_id]
+        session._state.adding = False
+        session._state.db = connection.alias
 
 
 def _insert_new_messages(

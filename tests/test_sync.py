@@ -277,6 +277,7 @@ def test_sessions_get_their_peer_unread_count_and_latest_letter(account, sandbox
         items = by_session[session.msg_session_id]
         latest = max(items, key=lambda i: (i["content"]["msg"]["CreateTime"], i["content"]["seq"]))
         latest_msg = latest["content"]["msg"]
+
         # The account's newest reply (here or from the phone) read the peer's letters before it.
         def position(item):
             return (item["content"]["msg"]["CreateTime"], item["content"]["seq"])
@@ -1016,6 +1017,41 @@ def test_a_redelivered_page_takes_no_more_queries_than_a_new_one(account, bare_u
 
     assert again <= new
     assert snapshot(account)["messages"] == before["messages"]
+
+
+def test_sessions_new_on_a_page_are_inserted_complete_and_never_updated(
+    account, bare_upstream, make_item
+):
+    # Every session row written costs an entry in every session index (dozens in each trigram
+    # GIN): a new session goes in once, with its letters already counted.
+    items = [
+        make_item(
+            content__msgSessionId="fresh-a@findermsg", content__msg__Content={"string": "在吗"}
+        ),
+        make_item(content__msgSessionId="fresh-a@findermsg", content__isSender=1),
+        make_item(
+            content__msgSessionId="fresh-a@findermsg", content__msg__Content={"string": "好的"}
+        ),
+        make_item(
+            content__msgSessionId="fresh-b@findermsg", content__msg__Content={"string": "你好"}
+        ),
+    ]
+    page = parse_sync_page({"list": items, "keyBuff": "after-fresh"})
+    with account_lease(account) as lease, CaptureQueriesContext(connection) as queries:
+        result = store_page(account, page, lease_token=lease, expected=cursor(account))
+
+    assert result.new_sessions == 2
+    # ("N times: UPDATE …" is how an executemany is logged, on SQLite.)
+    assert not [q["sql"] for q in queries if 'UPDATE "inbox_session"' in q["sql"]]
+    fresh_a = Session.objects.get(account=account, msg_session_id="fresh-a@findermsg")
+    fresh_b = Session.objects.get(account=account, msg_session_id="fresh-b@findermsg")
+    # The reply answered 在吗; only 好的, written after it, is unread.
+    assert (fresh_a.unread_count, fresh_a.last_message_preview) == (1, "好的")
+    assert (fresh_b.unread_count, fresh_b.last_message_preview) == (1, "你好")
+    assert (
+        fresh_a.last_message_at
+        == Message.objects.filter(session=fresh_a).latest("created_at").created_at
+    )
 
 
 def test_a_whole_pass_takes_a_bounded_number_of_queries_per_page(
