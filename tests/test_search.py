@@ -173,3 +173,32 @@ def test_postgres_has_the_search_indexes(db):
     assert "gin" in indexes["inbox_message_search_vector"]
     assert "inbox_message_search_recent" in indexes
     assert "inbox_message_content_trgm" not in indexes
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        # 200,000 distinct Chinese characters: 400,000 lexemes, over the tsvector's 1 MB.
+        "".join(chr(0x4E00 + (n * 7919) % 20000) for n in range(200_000)),
+        # Runs of 100 random letters: every suffix of every run is a lexeme.
+        "".join(
+            uuid.uuid4().hex * 3 + uuid.uuid4().hex[:4] + " " for _ in range(20_000)
+        ),
+    ],
+    ids=["distinct-chinese", "random-ascii-runs"],
+)
+def test_a_hostile_letter_is_stored_and_its_opening_found(
+    account, member, sandbox, monkeypatch, hostile
+):
+    """The search index is computed on every insert: a letter whose lexemes do not fit a
+    tsvector must not fail its page (and stall the account's sync) on PostgreSQL."""
+    sandbox.add_letter(account.app_id, "开头" + hostile)
+    sync_account(account)
+
+    stored = Message.objects.get(content__startswith="开头")
+    assert stored.content == "开头" + hostile
+    # Outside the recent window, so found through the index (the vector's bounded part).
+    monkeypatch.setattr(search_module, "RECENT_WINDOW", 1)
+    sandbox.add_letter(account.app_id, "newer letter")
+    sync_account(account)
+    assert stored.pk in [m.pk for m in search(member, "开头").messages]
