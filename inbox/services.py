@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiError
+from accounts.crypto import TokenDecryptionError
 from inbox import queue
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_item
@@ -240,7 +241,8 @@ def deliver_reply(message_id: int, *, attempt: int = 0) -> SendOutcome:
         if attempt >= len(SEND_RETRY_DELAYS):
             return _fail(reply, str(exc))
         return _release_for_retry(reply, str(exc), SEND_RETRY_DELAYS[attempt])
-    except VideosApiError as exc:
+    except (VideosApiError, TokenDecryptionError) as exc:
+        # A token no configured key opens never left here: the letter was not sent.
         return _fail(reply, str(exc))
     _mark_sent(reply, new_msg_id)
     return SendOutcome(delivery=Message.Delivery.SENT)

@@ -30,6 +30,7 @@ from django.db.models import BooleanField, ExpressionWrapper, JSONField, Q
 from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
+from accounts.crypto import TokenDecryptionError
 from accounts.models import Account
 from inbox.fields import Uint64Field
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
@@ -111,7 +112,13 @@ def sync_account(
     deadline = time.monotonic() + settings.SYNC_PASS_SECONDS
     with account_lease(account) as lease_token:
         own_client = client is None
-        client = client or account.client(deadline=deadline)
+        try:
+            client = client or account.client(deadline=deadline)
+        except TokenDecryptionError as exc:
+            # No configured key opens the token: no pass can succeed until an operator mends
+            # FINDER_ENCRYPTION_KEY or enters the token again, so pause rather than back off.
+            record_failure(account, str(exc), needs_operator=True)
+            raise SyncFailed(str(exc)) from exc
         key_buff = Account.objects.values_list("key_buff", flat=True).get(pk=account.pk)
         try:
             while result.pages < max_pages:

@@ -7,12 +7,14 @@ import os
 import stat
 import subprocess
 import sys
+import uuid
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from django.core.exceptions import FieldError
 from django.core.management import call_command
@@ -24,6 +26,9 @@ from django.urls import reverse
 from accounts import crypto
 from accounts.crypto import TokenDecryptionError
 from accounts.models import Account, AuditEvent
+from inbox.models import Message, Session
+from inbox.services import compose_reply, deliver_reply
+from inbox.sync import SyncFailed, sync_account
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -139,6 +144,35 @@ def test_a_token_under_an_unknown_key_says_which_account_and_never_the_token(acc
     assert "FINDER_ENCRYPTION_KEY" in message
     assert "test-token-5f1c2b9e7d" not in message
     assert stored_token(account) not in message
+
+
+def test_a_sync_under_a_wrong_key_pauses_the_account_with_the_reason(account, settings):
+    settings.FINDER_ENCRYPTION_KEYS = [NEW_KEY]
+
+    with pytest.raises(SyncFailed):
+        sync_account(Account.objects.get(pk=account.pk))
+
+    state = Account.objects.values("paused_reason", "last_error", "sync_lease_until").get()
+    assert "Cannot decrypt the token of account Test shop" in state["paused_reason"]
+    assert "test-token-5f1c2b9e7d" not in state["paused_reason"] + state["last_error"]
+    assert state["sync_lease_until"] is None, "the lease is released"
+    assert not Message.objects.filter(account=account).exists()
+
+
+def test_a_reply_under_a_wrong_key_fails_as_not_sent(account, sandbox, settings):
+    sync_account(account)
+    session = Session.objects.filter(account=account).first()
+    author = User.objects.create_user("agent")
+    reply = compose_reply(session, author, "您好", uuid.uuid4())  # its send is not run yet
+    settings.FINDER_ENCRYPTION_KEYS = [NEW_KEY]
+
+    outcome = deliver_reply(reply.pk)
+
+    reply.refresh_from_db()
+    assert outcome.delivery == reply.delivery == Message.Delivery.FAILED
+    assert not reply.maybe_delivered
+    assert "Cannot decrypt the token" in reply.delivery_error
+    assert not [call for call in sandbox.calls if "postPrivateLetter" in call["path"]]
 
 
 def test_admin_still_lists_and_renames_accounts_under_a_wrong_key(admin_client, account, settings):
