@@ -255,6 +255,9 @@ class Message(models.Model):
     image_url = models.URLField(max_length=2000, blank=True)
     image_url_expires_at = models.DateTimeField(null=True, blank=True)
     image_error = models.CharField(max_length=500, blank=True)
+    # When a download of the picture was queued: one at a time per letter, however often "Load
+    # image" is clicked; the claim expires on its own if its task is lost (inbox.images).
+    image_fetch_started_at = models.DateTimeField(null=True, blank=True)
     # Bumped on every change a thread shows (delivery state); the thread's poll asks for it.
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -310,9 +313,6 @@ class Message(models.Model):
         an author the change was automatic (a new letter, a snooze running out)."""
         return cls(
             account_id=session.account_id,
-    # When a download of the picture was queued: one at a time per letter, however often "Load
-    # image" is clicked; the claim expires on its own if its task is lost (inbox.images).
-    image_fetch_started_at = models.DateTimeField(null=True, blank=True)
             session=session,
             kind=cls.Kind.ACTIVITY,
             activity=activity,
