@@ -26,8 +26,8 @@ class Command(BaseCommand):
         server = start_sandbox(port=port, live_interval=live_interval or None, demo_account=True)
         self.stdout.write(
             f"Sandbox VideosApi at {server.base_url}\n"
-            f"Register it with: python manage.py add_account --name Sandbox "
-            f"--app-id {DEMO_APP_ID} --token {DEMO_TOKEN} --base-url {server.base_url}"
+            f"Register it with: printf %s {DEMO_TOKEN} | python manage.py add_account "
+            f"--name Sandbox --app-id {DEMO_APP_ID} --base-url {server.base_url}"
         )
         try:
             while True:
