@@ -8,10 +8,20 @@ from django.contrib.auth import get_user_model
 
 from accounts.models import Account
 from accounts.sandbox import EXAMPLE_PATH, SandboxServer, start_sandbox
-from inbox.sync import sync_account
+from inbox.payloads import parse_sync_page
+from inbox.sync import account_lease, store_page, sync_account
 
 SANDBOX_APP_ID = "wx_test_app"
 SANDBOX_TOKEN = "test-token-5f1c2b9e7d"
+
+
+def store_items(account: Account, items: list[dict], key_buff: str) -> None:
+    """One sync page of raw upstream `items` stored the way a pass stores it (lease held,
+    cursor checked), without an upstream."""
+    account.refresh_from_db(fields=["key_buff"])
+    page = parse_sync_page({"list": items, "keyBuff": key_buff})
+    with account_lease(account) as lease:
+        store_page(account, page, lease_token=lease, expected=account.key_buff)
 
 
 @pytest.fixture(scope="session")

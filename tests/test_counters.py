@@ -18,18 +18,9 @@ from django.utils import timezone
 from accounts.models import Account
 from inbox import counters, services
 from inbox.models import Session, SessionCounter
-from inbox.payloads import parse_sync_page
-from inbox.sync import account_lease, store_page
+from tests.conftest import store_items
 
 User = get_user_model()
-
-
-def store(account: Account, items: list[dict], key_buff: str) -> None:
-    """One sync page stored the way a pass stores it (lease held, cursor checked)."""
-    account.refresh_from_db(fields=["key_buff"])
-    page = parse_sync_page({"list": items, "keyBuff": key_buff})
-    with account_lease(account) as lease:
-        store_page(account, page, lease_token=lease, expected=account.key_buff)
 
 
 def assert_counters_match_a_recount() -> None:
@@ -75,7 +66,7 @@ class Desk:
                 )
             )
         self.pages += 1
-        store(account, items, key_buff=f"page-{self.pages}")
+        store_items(account, items, key_buff=f"page-{self.pages}")
 
     def staff_action(self) -> None:
         sessions = self.sessions()
@@ -151,7 +142,7 @@ def test_deleting_an_account_leaves_no_counts_behind(db, make_item):
 
 def test_a_reply_from_here_reads_the_session_and_its_counts(db, make_item):
     desk = Desk(make_item, seed=3)
-    store(
+    store_items(
         desk.accounts[0],
         [make_item(content__msgSessionId="s@findermsg") for _ in range(3)],
         key_buff="one",
@@ -176,7 +167,7 @@ def test_an_outgoing_letter_in_a_page_reads_only_the_letters_before_it(db, make_
         ),
         make_item(content__msgSessionId="s@findermsg", content__msg__CreateTime=103),
     ]
-    store(desk.accounts[0], letters, key_buff="one")
+    store_items(desk.accounts[0], letters, key_buff="one")
 
     assert Session.objects.get().unread_count == 1
     assert_counters_match_a_recount()
@@ -247,7 +238,7 @@ def test_migrate_puts_back_triggers_that_a_table_rebuild_dropped(db, make_item):
 @pytest.mark.django_db(transaction=True)
 def test_agents_reading_one_thread_at_once_subtract_its_unread_letters_once(make_item):
     desk = Desk(make_item, seed=8)
-    store(
+    store_items(
         desk.accounts[0],
         [make_item(content__msgSessionId="s@findermsg") for _ in range(3)],
         key_buff="one",

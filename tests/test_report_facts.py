@@ -16,19 +16,11 @@ from django.utils import timezone
 from accounts.models import Account
 from inbox import services
 from inbox.models import Message, Session
-from inbox.payloads import parse_sync_page
 from inbox.reports import facts
 from inbox.reports.models import Episode, LetterHour, ReplyFact
-from inbox.sync import account_lease, store_page
+from tests.conftest import store_items
 
 User = get_user_model()
-
-
-def store(account: Account, items: list[dict], key_buff: str) -> None:
-    account.refresh_from_db(fields=["key_buff"])
-    page = parse_sync_page({"list": items, "keyBuff": key_buff})
-    with account_lease(account) as lease:
-        store_page(account, page, lease_token=lease, expected=account.key_buff)
 
 
 def snapshot() -> dict:
@@ -119,7 +111,7 @@ class Desk:
                 )
             )
         self.pages += 1
-        store(account, items, key_buff=f"page-{self.pages}")
+        store_items(account, items, key_buff=f"page-{self.pages}")
 
     def staff_action(self) -> None:
         sessions = list(Session.objects.select_related("account", "assignee").order_by("pk"))
@@ -176,7 +168,7 @@ def at(hour: int, minute: int = 0) -> int:
 
 
 def test_a_reply_from_the_phone_answers_for_the_account(shop, make_item):
-    store(
+    store_items(
         shop,
         [
             make_item(content__msgSessionId="p@findermsg", content__msg__CreateTime=at(9)),
@@ -197,7 +189,7 @@ def test_a_reply_from_the_phone_answers_for_the_account(shop, make_item):
 
 
 def test_system_notices_notes_and_unsent_replies_are_no_letters(shop, make_item, member):
-    store(
+    store_items(
         shop,
         [
             make_item(content__msgSessionId="n@findermsg", content__msg__CreateTime=at(9)),
@@ -221,7 +213,7 @@ def test_system_notices_notes_and_unsent_replies_are_no_letters(shop, make_item,
 def test_a_reply_sent_from_here_counts_for_its_agent_when_the_upstream_takes_it(
     shop, make_item, member
 ):
-    store(shop, [make_item(content__msgSessionId="a@findermsg")], "k1")
+    store_items(shop, [make_item(content__msgSessionId="a@findermsg")], "k1")
     session = Session.objects.get(account=shop)
     reply = services.compose_reply(session, member, "您好", uuid.uuid4())
     assert not ReplyFact.objects.filter(account=shop).exists()
@@ -232,7 +224,7 @@ def test_a_reply_sent_from_here_counts_for_its_agent_when_the_upstream_takes_it(
 
 
 def test_resolving_closes_and_a_new_letter_opens_a_new_episode(shop, make_item, member):
-    store(
+    store_items(
         shop, [make_item(content__msgSessionId="r@findermsg", content__msg__CreateTime=at(9))], "k1"
     )
     session = Session.objects.get(account=shop)
@@ -240,7 +232,7 @@ def test_resolving_closes_and_a_new_letter_opens_a_new_episode(shop, make_item, 
     services.set_status(session, "resolved", member)
     first = Episode.objects.get(account=shop)
     assert first.resolver_id == member.pk and first.assignee_id == member.pk
-    store(shop, [make_item(content__msgSessionId="r@findermsg")], "k2")
+    store_items(shop, [make_item(content__msgSessionId="r@findermsg")], "k2")
     episodes = list(Episode.objects.filter(account=shop).order_by("opened_at"))
     assert len(episodes) == 2 and episodes[1].resolved_at is None
     assert Session.objects.get(account=shop).status == "open"
@@ -251,8 +243,8 @@ def test_letters_per_hour_are_counted_once_however_often_a_page_comes(shop, make
         make_item(content__msgSessionId="h@findermsg", content__msg__CreateTime=at(9, m))
         for m in (1, 2, 59)
     ]
-    store(shop, items, "k1")
-    store(shop, items, "k2")
+    store_items(shop, items, "k1")
+    store_items(shop, items, "k2")
     assert list(LetterHour.objects.filter(account=shop).values_list("hour", "incoming")) == [
         (datetime(2026, 3, 2, 9, tzinfo=UTC), 3)
     ]
