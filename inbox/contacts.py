@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
 from accounts.models import Account
+from inbox.bulk import bound_cursor
 from inbox.models import Session
 from inbox.payloads import clean_text
 from inbox.services import my_identity
-from inbox.sync import bound_cursor, is_channels_name
+from inbox.sync import is_channels_name
 
 log = logging.getLogger(__name__)
 

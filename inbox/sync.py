@@ -10,8 +10,6 @@ NewMsgId and change nothing.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import random
 import time
@@ -23,16 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from django.conf import settings
-from django.db import DatabaseError, connection, models, transaction
-from django.db.models import BooleanField, ExpressionWrapper, JSONField, Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
 from accounts.crypto import TokenDecryptionError
 from accounts.models import Account
-from inbox.fields import Uint64Field
+from inbox import bulk
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
 from inbox.reports import facts
@@ -297,7 +294,7 @@ def _sessions_for(
     if not wanted:
         return {}, []
     if connection.vendor == "postgresql":
-        stored = _locked_sessions_postgresql(account, list(wanted))
+        stored = bulk.locked_sessions(account.pk, list(wanted))
     else:
         stored = Session.objects.select_for_update().filter(
             account=account, msg_session_id__in=wanted
@@ -318,25 +315,6 @@ def _sessions_for(
     return sessions, missing
 
 
-def _locked_sessions_postgresql(account: Account, session_ids: list[str]) -> list[Session]:
-    """The account's sessions with these msgSessionIds, locked FOR UPDATE: the queryset's
-    rows, with the ids sent as one binary array rather than quoted into the SQL in Python."""
-    meta = Session._meta
-    quote = connection.ops.quote_name
-    fields = meta.concrete_fields
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(quote(field.column) for field in fields)} "
-            f"FROM {quote(meta.db_table)} "
-            f"WHERE {quote('account_id')} = %b AND {quote('msg_session_id')} = ANY(%b::text[]) "
-            "FOR UPDATE",
-            [account.pk, session_ids],
-        )
-        rows = cursor.fetchall()
-    names = [field.attname for field in fields]
-    return [Session.from_db(connection.alias, names, row) for row in rows]
-
-
 def _create_sessions(missing: list[Session], new: list[tuple[Session, Letter]], now) -> None:
     """Insert the page's new sessions with their letters already folded in. Each session row
     written costs an entry in every session index, the trigram GINs' dozens of entries per row
@@ -355,37 +333,9 @@ def _create_sessions(missing: list[Session], new: list[tuple[Session, Letter]], 
             # A session that did not exist has no stored letters and is open: nothing to reopen.
             _fold_letters(session, letters, now)
     if connection.vendor == "postgresql":
-        _insert_sessions_postgresql(missing)
+        bulk.insert_sessions(missing)
     else:
         Session.objects.bulk_create(missing)
-
-
-def _insert_sessions_postgresql(sessions: list[Session]) -> None:
-    """bulk_create's rows, in one INSERT … SELECT FROM unnest(one binary array per column),
-    setting the new primary keys. bulk_create quoted every value of every row into the SQL text
-    in Python (~0.1 ms per session)."""
-    meta = Session._meta
-    quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    columns = []
-    for field in fields:
-        values = [field.pre_save(session, add=True) for session in sessions]
-        if type(field) not in PLAIN_FIELDS:
-            values = [field.get_db_prep_save(value, connection) for value in values]
-        columns.append(values)
-    names = ", ".join(quote(field.column) for field in fields)
-    arrays = ", ".join(f"%b::{field.cast_db_type(connection)}[]" for field in fields)
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM unnest({arrays}) "
-            f"RETURNING {quote(meta.pk.column)}, {quote('msg_session_id')}",
-            columns,
-        )
-        ids = {session_id: pk for pk, session_id in cursor.fetchall()}
-    for session in sessions:
-        session.pk = ids[session.msg_session_id]
-        session._state.adding = False
-        session._state.db = connection.alias
 
 
 def _insert_new_messages(
@@ -535,7 +485,7 @@ def _upstream_values(letter: Letter) -> dict:
 
 def letter_values(letter: Letter) -> dict[str, Any]:
     """The Message fields an upstream letter sets, besides its account and session. Both insert
-    paths (bulk_create on SQLite, _insert_letters_postgresql) take their values from here."""
+    paths (bulk_create on SQLite, bulk.copy_messages) take their values from here."""
     return {
         "msg_type": letter.msg_type,
         "is_sender": letter.is_sender,
@@ -560,138 +510,18 @@ def _insert_letters(
     if not new:
         return []
     if connection.vendor == "postgresql":
-        return _insert_letters_postgresql(account, new)
+        # The letters were checked against the stored ones under the account's row lock, and a
+        # reply being recorded as sent meanwhile is locked by _adopt_echoes, so no row can
+        # conflict; if one ever did, the unique constraint fails the page and the next pass
+        # stores it, as after any failed page.
+        bulk.copy_messages(
+            account.pk, [(session.pk, letter_values(letter)) for session, letter in new]
+        )
+        return new
     Message.objects.bulk_create(
         [message_from_letter(account, session, letter) for session, letter in new]
     )
     return new
-
-
-def _insert_letters_postgresql(
-    account: Account, new: list[tuple[Session, Letter]]
-) -> list[tuple[Session, Letter]]:
-    """COPY the rows straight into the message table: the database's own bulk path, each row
-    formatted by psycopg's C code, no model instance or SQL text per letter (bulk_create spent
-    about 2 ms of Python per letter on those). The letters were checked against the stored ones
-    under the account's row lock, and a reply being recorded as sent meanwhile is locked by
-    _adopt_echoes, so no row can conflict; if one ever did, the unique constraint fails the page
-    and the next pass stores it, as after any failed page."""
-    columns = _letter_columns(tuple(letter_values(new[0][1])))
-    now = timezone.now()
-    constants = [now if value is _NOW else value for value in columns.constants]
-    with bound_cursor() as cursor, cursor.copy(columns.copy_sql) as copy:
-        for session, letter in new:
-            values = letter_values(letter)
-            row = [account.pk, session.pk]
-            row += [
-                convert(values[name]) if convert else values[name]
-                for name, convert in columns.converters
-            ]
-            row += constants
-            copy.write_row(row)
-    return new
-
-
-@dataclass(frozen=True, slots=True)
-class _LetterColumns:
-    """How a letter becomes a message row on PostgreSQL: the letter's own fields with their
-    converters (None: as is), then every other column with its default, and the COPY."""
-
-    converters: tuple[tuple[str, Callable[[Any], Any] | None], ...]
-    constants: tuple[Any, ...]
-    copy_sql: str
-
-
-_NOW = object()  # auto_now / auto_now_add columns: the page's time
-
-
-@functools.cache
-def _letter_columns(names: tuple[str, ...]) -> _LetterColumns:
-    meta = Message._meta
-    quote = connection.ops.quote_name
-    letter_fields = [meta.get_field(name) for name in names]
-    fixed = [meta.get_field("account"), meta.get_field("session")]
-    # Columns the letter does not set get their model default, as bulk_create would give them:
-    # fields that later migrations add are filled without touching this code.
-    other_fields = [
-        field
-        for field in meta.concrete_fields
-        if not field.primary_key and field not in fixed and field not in letter_fields
-    ]
-    constants = []
-    for field in other_fields:
-        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            constants.append(_NOW)
-        elif isinstance(field, JSONField):
-            constants.append(_json_text(field.get_default()))
-        else:
-            constants.append(field.get_db_prep_save(field.get_default(), connection))
-    names_sql = ", ".join(quote(field.column) for field in [*fixed, *letter_fields, *other_fields])
-    return _LetterColumns(
-        converters=tuple((field.attname, _converter(field)) for field in letter_fields),
-        constants=tuple(constants),
-        # COPY's text format: JSON goes in as its text, which is what orjson writes.
-        copy_sql=f"COPY {quote(meta.db_table)} ({names_sql}) FROM STDIN",
-    )
-
-
-# Field types whose database value is the Python value itself (psycopg adapts it): the
-# page-sized paths skip their per-value get_db_prep_save, a measurable cost at 1,000 rows.
-PLAIN_FIELDS = frozenset(
-    {
-        models.CharField,
-        models.TextField,
-        models.IntegerField,
-        models.PositiveIntegerField,
-        models.BigIntegerField,
-        models.BooleanField,
-        models.DateTimeField,
-        models.ForeignKey,
-    }
-)
-
-
-def _converter(field) -> Callable[[Any], Any] | None:
-    """A letter value → what the database stores; None when it is the value itself."""
-    if isinstance(field, Uint64Field):
-        return field.get_prep_value
-    if isinstance(field, JSONField):
-        return _json_text
-    if type(field) in PLAIN_FIELDS:
-        return None
-    return functools.partial(field.get_db_prep_save, connection=connection)
-
-
-def _json_text(value: Any) -> str | None:
-    """JSON text for a jsonb column. orjson is ~20 times faster than json and writes NaN as
-    null (PostgreSQL refuses NaN); integers past 64 bits, which it cannot write, go to json."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value)
-
-
-@contextmanager
-def bound_cursor() -> Iterator[Any]:
-    """A PostgreSQL cursor that sends parameters apart from the SQL (server-side binding), so
-    `%b` arrays go in binary. Django's own psycopg cursors quote every value into the SQL text in
-    Python, which for a page's arrays costs several times the query. Wrapped as Django wraps its
-    cursors, so query logging and counting see it, and its errors (COPY's too) are Django's."""
-    import psycopg  # PostgreSQL only; SQLite installs need not load it
-
-    raw = psycopg.Cursor(connection.connection)
-    cursor = (
-        connection.make_debug_cursor(raw)
-        if connection.queries_logged
-        else connection.make_cursor(raw)
-    )
-    try:
-        with connection.wrap_database_errors:
-            yield cursor
-    finally:
-        raw.close()
 
 
 def _update_sessions(
@@ -716,7 +546,7 @@ def _update_sessions(
         if reopen:
             reopened.append(reopen)
         changed.append(session)
-    _save_sessions(changed, SESSION_AGGREGATES)
+    bulk.save_sessions(changed, SESSION_AGGREGATES)
     Message.objects.bulk_create(reopened)
     return reopened
 
@@ -778,56 +608,6 @@ SESSION_AGGREGATES = (
     "snoozed_until",
     "updated_at",
 )
-
-
-def _save_sessions(sessions: list[Session], names: tuple[str, ...]) -> None:
-    """Write these fields of these sessions in one statement. bulk_update's CASE WHEN per row
-    and field cost ~2 ms of Python per session and made a 1,000-letter page slower than naive
-    per-row saves. PostgreSQL gets one UPDATE … FROM unnest(arrays); SQLite (in-process, so no
-    round trips to save) one prepared UPDATE run for every row with executemany."""
-    if not sessions:
-        return
-    pk = Session._meta.pk
-    fields = [Session._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    table = quote(Session._meta.db_table)
-    # psycopg adapts these values itself; sqlite3 would store an aware datetime as
-    # "…+00:00", not in Django's format, and equal times would then compare unequal.
-    plain = PLAIN_FIELDS if connection.vendor == "postgresql" else frozenset()
-    prepare = [None if type(field) in plain else field.get_db_prep_save for field in fields]
-    rows = [
-        [
-            session.pk,
-            *(
-                getattr(session, field.attname)
-                if convert is None
-                else convert(getattr(session, field.attname), connection)
-                for field, convert in zip(fields, prepare, strict=True)
-            ),
-        ]
-        for session in sessions
-    ]
-    if connection.vendor != "postgresql":
-        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {table} SET {assignments} WHERE {quote(pk.column)} = %s",
-                [[*values, session_pk] for session_pk, *values in rows],
-            )
-        return
-    # One binary array per column: eight parameters however many sessions the page touched.
-    columns = [pk, *fields]
-    arrays = ", ".join(f"%b::{column.cast_db_type(connection)}[]" for column in columns)
-    with bound_cursor() as cursor:
-        assignments = ", ".join(
-            f"{quote(field.column)} = v.{quote(field.column)}" for field in fields
-        )
-        cursor.execute(
-            f"UPDATE {table} SET {assignments} FROM unnest({arrays}) "
-            f"AS v({', '.join(quote(column.column) for column in columns)}) "
-            f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}",
-            [list(column) for column in zip(*rows, strict=True)],
-        )
 
 
 def is_channels_name(username: str) -> bool:
