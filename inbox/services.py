@@ -30,15 +30,19 @@ from inbox import queue
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_item
 from inbox.reports import facts
-from inbox.sync import ECHO_FIELDS, is_channels_name, message_from_letter, preview_of
+from inbox.sync import (
+    ECHO_FIELDS,
+    STUCK_SEND_AFTER,
+    is_channels_name,
+    message_from_letter,
+    preview_of,
+)
 
 log = logging.getLogger(__name__)
 
 # The upstream documents no limit for a private letter; 1,000 characters is far below what
 # WeChat accepts for a text message and above any answer a support desk writes.
 MAX_REPLY_LENGTH = 1000
-# A send still "in flight" after this long belongs to a worker that died mid-call.
-STUCK_SEND_AFTER = timedelta(minutes=5)
 SEND_RETRY_DELAYS = (5, 20, 60, 180)
 MAX_NOTE_LENGTH = 10 * MAX_REPLY_LENGTH
 # Pictures from a phone are a few MB; the upstream must fetch the file within its timeout.
@@ -496,19 +500,22 @@ def _undo_wrong_adoption(reply_id: int, *, sent_as: int | None = None) -> None:
         reply.new_msg_id = None  # frees the id for the letter's own row
         reply.save(update_fields=["new_msg_id"])
         message_from_letter(reply.account, reply.session, letter).save()
-    blank = Message()
     Message.objects.filter(pk=reply.pk).update(
-        new_msg_id=None,
-        delivery=Message.Delivery.SENDING,
-        from_username=reply.session.my_username,
-        to_username=reply.session.peer_username,
-        **{
-            name: getattr(blank, name)
-            for name in ECHO_FIELDS
-            if name not in ("from_username", "to_username")
-        },
+        delivery=Message.Delivery.SENDING, **_without_upstream_ids(reply)
     )
     facts.sessions_changed([reply.session_id])
+
+
+def _without_upstream_ids(reply: Message) -> dict:
+    """The field values that take back an echo a reply was matched to: no NewMsgId, none of the
+    letter's upstream fields, the session's identities as when the reply was composed."""
+    blank = Message()
+    return {
+        "new_msg_id": None,
+        **{name: getattr(blank, name) for name in ECHO_FIELDS},
+        "from_username": reply.session.my_username,
+        "to_username": reply.session.peer_username,
+    }
 
 
 def _mark_sent(reply: Message, new_msg_id: int) -> None:
@@ -526,7 +533,21 @@ def _mark_sent(reply: Message, new_msg_id: int) -> None:
         upstream_fields = {}
         if echo is not None:
             upstream_fields = {name: getattr(echo, name) for name in ECHO_FIELDS}
-            echo.delete()
+            if echo.client_token is None:
+                echo.delete()  # the row sync stored for this letter before the answer came
+            else:
+                # Another reply of the same text, whose send had also begun, was matched to this
+                # letter; the upstream says it is this reply's. That one is again what it was
+                # before: it may have been delivered, and only its own echo can say.
+                Message.objects.filter(pk=echo.pk).update(
+                    delivery=Message.Delivery.FAILED,
+                    maybe_delivered=True,
+                    delivery_error=_(
+                        "The upstream's answer did not come; the letter may have been delivered."
+                    ),
+                    updated_at=now,
+                    **_without_upstream_ids(echo),
+                )
         Message.objects.filter(pk=reply.pk).update(
             new_msg_id=new_msg_id,
             delivery=Message.Delivery.SENT,

@@ -428,15 +428,22 @@ def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Lett
 # An echo's CreateTime is the upstream's clock (in whole seconds), a claim time is ours: how far
 # behind the claim an echo of that send may still seem to be written.
 ECHO_CLOCK_SKEW = timedelta(seconds=60)
+# A send still "in flight" after this long belongs to a worker that died mid-call
+# (services.fail_stuck_sends). The upstream writes the letter while the send's request is open,
+# so an echo is never later than this after its claim: a later same-text letter (a picture sent
+# from the phone days after a send that never arrived) is another letter.
+STUCK_SEND_AFTER = timedelta(minutes=5)
 
 
 def _sent_before(replies: list[Message], letter: Letter) -> Message | None:
-    """The earliest-claimed reply whose send began before `letter` was written."""
+    """The earliest-claimed reply whose send was open when `letter` was written."""
     return next(
         (
             reply
             for reply in replies
-            if letter.created_at >= reply.send_started_at - ECHO_CLOCK_SKEW
+            if reply.send_started_at - ECHO_CLOCK_SKEW
+            <= letter.created_at
+            <= reply.send_started_at + STUCK_SEND_AFTER + ECHO_CLOCK_SKEW
         ),
         None,
     )

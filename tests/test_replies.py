@@ -608,6 +608,63 @@ def test_a_reply_that_failed_as_not_delivered_is_not_settled_by_a_same_text_lett
     assert reply.delivery == Message.Delivery.FAILED and reply.new_msg_id is None
 
 
+def test_a_same_text_letter_long_after_a_maybe_delivered_send_is_another_letter(
+    session, agent, account, sandbox
+):
+    # A send that timed out two days ago without arriving; today the agent writes the same
+    # thing from the phone.
+    reply = compose(session, agent, text="好的")
+    Message.objects.filter(pk=reply.pk).update(
+        delivery=Message.Delivery.FAILED,
+        maybe_delivered=True,
+        send_started_at=timezone.now() - timedelta(days=2),
+    )
+    phone = sandbox.add_letter(
+        account.app_id, "好的", msg_session_id=EXAMPLE_SESSION, peer=PEERS[0], is_sender=True
+    )
+
+    sync_account(account)
+
+    reply.refresh_from_db()
+    assert reply.delivery == Message.Delivery.FAILED and reply.maybe_delivered
+    assert reply.new_msg_id is None
+    phone_id = phone["content"]["msg"]["NewMsgId"]
+    assert Message.objects.get(account=account, new_msg_id=phone_id).client_token is None
+
+
+def test_an_echo_matched_to_an_older_reply_goes_to_the_reply_the_upstream_names(
+    session, agent, account, sandbox
+):
+    # An older "好的" failed a minute ago as maybe delivered (it was not); a new "好的" is being
+    # sent, and its letter comes in through sync before the send's answer.
+    older = compose(session, agent, text="好的")
+    Message.objects.filter(pk=older.pk).update(
+        delivery=Message.Delivery.FAILED,
+        maybe_delivered=True,
+        send_started_at=timezone.now() - timedelta(minutes=1),
+    )
+    newer = compose(session, agent, text="好的")
+    Message.objects.filter(pk=newer.pk).update(send_started_at=timezone.now())
+    letter = sandbox.add_letter(
+        account.app_id, "好的", msg_session_id=EXAMPLE_SESSION, peer=PEERS[0], is_sender=True
+    )
+    letter_id = letter["content"]["msg"]["NewMsgId"]
+    sync_account(account)
+    older.refresh_from_db()
+    assert older.new_msg_id == letter_id, "the earliest claim took it, as designed"
+
+    newer.refresh_from_db()
+    services._mark_sent(newer, letter_id)  # the send's answer: the letter is the newer reply's
+
+    newer.refresh_from_db()
+    older.refresh_from_db()
+    assert newer.delivery == Message.Delivery.SENT and newer.new_msg_id == letter_id
+    assert newer.raw is not None, "the letter's upstream fields came along"
+    assert older.delivery == Message.Delivery.FAILED and older.maybe_delivered
+    assert older.new_msg_id is None and older.raw is None
+    assert session.messages.filter(content="好的").count() == 2, "no reply row was deleted"
+
+
 # --- answers that say nothing clear (defect 4) --------------------------------------------------
 
 
