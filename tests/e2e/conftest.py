@@ -81,3 +81,31 @@ def sign_in(page, live_server, username: str = "agent", password: str = PASSWORD
     page.locator("#id_password").fill(password)
     page.locator("button[type=submit]").click()
     page.wait_for_selector("#session-list")
+
+
+# Chromium reports each violation on the console; the event catches what it might not word
+# the same way in a later version.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  console.error("securitypolicyviolation: " + event.violatedDirective + " blocked " +
+    (event.blockedURI || "inline") + " at " + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
+@pytest.fixture
+def problems(page) -> list[str]:
+    """CSP violations and script errors seen by the page, over every navigation."""
+    seen: list[str] = []
+    page.add_init_script(REPORT_VIOLATIONS)
+    page.on(
+        "console",
+        lambda message: (
+            seen.append(message.text)
+            if message.type == "error"
+            and re.search(r"Content Security Policy|securitypolicyviolation", message.text)
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: seen.append(f"script error: {error}"))
+    return seen

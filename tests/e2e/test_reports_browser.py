@@ -14,31 +14,13 @@ from tests.e2e.conftest import SCREENSHOTS, sign_in
 
 pytestmark = pytest.mark.browser
 
-REPORT_PROBLEMS = """
-document.addEventListener("securitypolicyviolation", function (event) {
-  console.error("securitypolicyviolation: " + event.violatedDirective + " blocked " +
-    (event.blockedURI || "inline"));
-});
-"""
 
 
 def test_the_report_page_draws_its_charts_changes_range_shows_a_table_and_exports(
-    page, live_server, inbox
+    page, live_server, inbox, problems
 ):
     agent = User.objects.get(username="agent")
     demo_history.make_history(inbox, [agent], per_day=3, days=10)
-    problems: list[str] = []
-    page.add_init_script(REPORT_PROBLEMS)
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if message.type == "error"
-            and re.search(r"Content Security Policy|securitypolicyviolation", message.text)
-            else None
-        ),
-    )
-    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
 
     sign_in(page, live_server)
     page.locator("#nav-reports").click()
