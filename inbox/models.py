@@ -157,6 +157,8 @@ class Message(models.Model):
         SNOOZED = "snoozed", _("snoozed this conversation")
         ASSIGNED = "assigned", _("assigned this conversation")
         UNASSIGNED = "unassigned", _("unassigned this conversation")
+        LABELED = "labeled", _("added a label")
+        UNLABELED = "unlabeled", _("removed a label")
 
     class Delivery(models.TextChoices):
         RECEIVED = "received", _("Received")  # came in through sync (either direction)
@@ -250,6 +252,9 @@ class Message(models.Model):
         blank=True,
         related_name="+",
     )
+    # What else the line names, as it was then (a label's name): renaming or deleting the label
+    # later does not rewrite the thread's history.
+    activity_detail = models.CharField(max_length=200, blank=True)
 
     # An image letter's picture, as downloadImage returned it (valid for days, not for ever).
     image_url = models.URLField(max_length=2000, blank=True)
