@@ -11,7 +11,7 @@ inbox.SessionCounter rows (inbox/counters.py), never from counting sessions.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import F, Field, Func, Q, QuerySet, Sum, Value
@@ -136,13 +136,22 @@ def view_counts(accounts: list[Account], account: Account | None) -> dict[str, i
     return {view.key: sum(a.counts[view.key] for a in chosen) for view in VIEWS}
 
 
+# The list's `assignee` refinement: a user's id, or one of these.
+ASSIGNEE_ME = "me"
+ASSIGNEE_NOBODY = "none"
+
+
 @dataclass(frozen=True)
 class ListFilter:
-    """What the session list shows: a view, optionally one account. Travels in the query string
-    (`view`, `account`) so that deep links and reloads show the same list."""
+    """What the session list shows: a view, optionally one account, optionally narrowed to an
+    assignee (`me`, `none` or a user's id) and to unread conversations (what a saved view
+    stores). Travels in the query string (`view`, `account`, `assignee`, `unread`) so that deep
+    links and reloads show the same list."""
 
     view: ListView = DEFAULT_VIEW
     account: Account | None = None
+    assignee: str = ""
+    unread: bool = False
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -150,7 +159,28 @@ class ListFilter:
             params["account"] = str(self.account.pk)
         if self.view is not DEFAULT_VIEW:
             params["view"] = self.view.key
+        if self.assignee:
+            params["assignee"] = self.assignee
+        if self.unread:
+            params["unread"] = "1"
         return params
+
+    def condition(self, user) -> Q:
+        """Which sessions the list shows (a filter on Session; the account aside)."""
+        condition = self.view.condition(user)
+        if self.assignee == ASSIGNEE_ME:
+            condition &= Q(assignee=user)
+        elif self.assignee == ASSIGNEE_NOBODY:
+            condition &= Q(assignee__isnull=True)
+        elif self.assignee:
+            condition &= Q(assignee_id=int(self.assignee))
+        if self.unread:
+            condition &= Q(unread_count__gt=0)
+        return condition
+
+    @property
+    def refined(self) -> bool:
+        return bool(self.assignee or self.unread)
 
 
 class BadCursor(ValueError):
@@ -158,28 +188,37 @@ class BadCursor(ValueError):
 
 
 def parse_filter(params, accounts: list[Account]) -> ListFilter:
-    """`view` and `account` from a query string; an account the user cannot see is refused."""
-    view = VIEWS_BY_KEY.get(params.get("view") or DEFAULT_VIEW.key)
-    if view is None:
-        raise BadCursor("unknown view")
+    """`view`, `account`, `assignee` and `unread` from a query string; an account the user
+    cannot see is refused."""
     account = None
     if params.get("account"):
         account = next((a for a in accounts if str(a.pk) == params["account"]), None)
         if account is None:
             raise BadCursor("unknown account")
-    return ListFilter(view=view, account=account)
+    return replace(_parse_view(params), account=account)
 
 
-def parse_filter_for_poll(params) -> tuple[ListView, int | None]:
-    """Like parse_filter without loading the accounts: a poll filters by the id and lets the
-    visibility filter drop what the user may not see."""
-    view = VIEWS_BY_KEY.get(params.get("view") or DEFAULT_VIEW.key)
-    if view is None:
-        raise BadCursor("unknown view")
+def parse_filter_for_poll(params) -> tuple[ListFilter, int | None]:
+    """Like parse_filter without loading the accounts: the filter without its account, and the
+    account's id. A poll filters by the id and lets the visibility filter drop what the user may
+    not see."""
     account = params.get("account") or None
     if account is not None and not is_row_id(account):
         raise BadCursor("bad account")
-    return view, int(account) if account else None
+    return _parse_view(params), int(account) if account else None
+
+
+def _parse_view(params) -> ListFilter:
+    view = VIEWS_BY_KEY.get(params.get("view") or DEFAULT_VIEW.key)
+    if view is None:
+        raise BadCursor("unknown view")
+    assignee = params.get("assignee") or ""
+    if assignee not in ("", ASSIGNEE_ME, ASSIGNEE_NOBODY) and not is_row_id(assignee):
+        raise BadCursor("unknown assignee")
+    unread = params.get("unread") or ""
+    if unread not in ("", "1"):
+        raise BadCursor("bad unread")
+    return ListFilter(view=view, assignee=assignee, unread=unread == "1")
 
 
 # --- cursors ---------------------------------------------------------------------------------
@@ -248,7 +287,7 @@ def session_page(
     account_ids = [list_filter.account.pk] if list_filter.account else [a.pk for a in accounts]
     if not account_ids:
         return [], None
-    sessions = Session.objects.filter(list_filter.view.condition(user))
+    sessions = Session.objects.filter(list_filter.condition(user))
     if before:
         moment, pk = parse_session_key(before)
         sessions = sessions.filter(

@@ -4,6 +4,7 @@ page also works without JavaScript. Live updates are polls that answer 204 when 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -76,7 +77,7 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
             "count": account.unread if account else 0,
             "counts_unread": True,
             "active": account == list_filter.account,
-            "url": url(ListFilter(view=list_filter.view, account=account).params()),
+            "url": url(replace(list_filter, account=account).params()),
         }
         for account in ([None, *accounts] if len(accounts) > 1 else accounts)
     ]
@@ -304,14 +305,14 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
     if since is None:
         return HttpResponseBadRequest("bad since")
     try:
-        view, account_id = browse.parse_filter_for_poll(request.GET)
+        poll_filter, account_id = browse.parse_filter_for_poll(request.GET)
         top = browse.parse_session_key(request.GET["top"]) if request.GET.get("top") else None
     except BadCursor:
         return HttpResponseBadRequest("bad cursor")
     sessions = browse.visible_sessions(request.user).filter(updated_at__gt=since)
     if account_id is not None:
         sessions = sessions.filter(account_id=account_id)
-    condition = view.condition(request.user)
+    condition = poll_filter.condition(request.user)
     in_view = Case(When(condition, then=Value(True)), default=Value(False)) if condition else None
     if in_view is not None:
         sessions = sessions.annotate(in_view=in_view)
@@ -341,8 +342,8 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
     if len(changed) >= browse.POLL_BATCH:
         next_since = max(stamps) - timedelta(microseconds=1)
     accounts = browse.visible_accounts(request.user, counts=True)
-    list_filter = ListFilter(
-        view=view, account=next((a for a in accounts if a.pk == account_id), None)
+    list_filter = replace(
+        poll_filter, account=next((a for a in accounts if a.pk == account_id), None)
     )
     context = {
         **_sidebar_context(accounts, list_filter),
