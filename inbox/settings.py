@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "inbox.apps.SignInLockoutsConfig",  # django-axes
     "accounts",
     "inbox",
+    "inbox.live.apps.LiveConfig",
+    "inbox.viewers.apps.ViewersConfig",
+    "inbox.team.apps.TeamConfig",
 ]
 
 MIDDLEWARE = [
@@ -309,6 +312,31 @@ else:
         # Lets several deployments (or a test run beside a demo) share one Redis database.
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = os.environ["CELERY_BROKER_KEY_PREFIX"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Live: presence, who is viewing or typing, events to open tabs (inbox.live) -------------
+# Kept in Redis under its own key prefix: LIVE_REDIS_URL, by default the broker's when that is
+# Redis; with the embedded broker, in each web process's memory (exact with one web process).
+LIVE_REDIS_URL = os.environ.get("LIVE_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+LIVE_KEY_PREFIX = os.environ.get("LIVE_KEY_PREFIX", "finder:live:")
+# An agent who chose "online" shows as away after this long without touching the inbox.
+LIVE_AWAY_AFTER_MINUTES = float(os.environ.get("LIVE_AWAY_AFTER_MINUTES", "10"))
+# A tab counts as open this long after its last heartbeat (a hidden tab beats every 15 s).
+LIVE_TAB_SECONDS = int(os.environ.get("LIVE_TAB_SECONDS", "45"))
+# "Viewing" and "typing" last this long after the heartbeat that said so (an open thread beats
+# every 2 s, so others see a change within about 3 s, or at once with server-sent events).
+LIVE_VIEW_SECONDS = int(os.environ.get("LIVE_VIEW_SECONDS", "5"))
+# How long a tab's signed heartbeat token is taken without asking the database who is signed in.
+LIVE_TOKEN_SECONDS = int(os.environ.get("LIVE_TOKEN_SECONDS", "600"))
+# Server-sent events (/live/events/) need an ASGI server for that path (README, "Team
+# features"); under WSGI the endpoint answers 204 and tabs keep polling. Off: no tab tries.
+LIVE_SSE = env_bool("LIVE_SSE", True)
+# One events connection lasts at most this long (the browser reconnects at once): a signed-out
+# user's stream ends with it. A comment line every keep-alive interval keeps proxies from
+# closing a quiet one.
+LIVE_SSE_MAX_SECONDS = int(os.environ.get("LIVE_SSE_MAX_SECONDS", "300"))
+LIVE_SSE_KEEPALIVE_SECONDS = int(os.environ.get("LIVE_SSE_KEEPALIVE_SECONDS", "15"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TASK_IGNORE_RESULT = True
 

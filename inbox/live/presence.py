@@ -1,0 +1,205 @@
+"""Who is around: each agent's availability, and who has a conversation open or is typing in it.
+
+Availability is one of online / busy / away / offline:
+- offline: no tab of the inbox has sent a heartbeat for LIVE_TAB_SECONDS (every tab closed, or
+  the machine asleep);
+- busy or away: chosen with the switch in the sidebar (kept while a tab is open);
+- away, too, when the agent chose online but has not touched the inbox (typed, clicked,
+  scrolled) for LIVE_AWAY_AFTER_MINUTES;
+- online otherwise.
+
+A tab sends a heartbeat every few seconds (static/inbox/live.js, views.heartbeat) saying whether
+the person did anything since the last one; while a conversation is open the heartbeat also says
+so, and whether its composer is being typed in. Both expire within seconds of the last heartbeat
+(LIVE_VIEW_SECONDS), so a closed tab or a lost connection clears itself.
+
+All of it lives in store.py's store (Redis, or this process): no database query.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from inbox.live.store import Batch, get_store, key
+
+ONLINE = "online"
+BUSY = "busy"
+AWAY = "away"
+OFFLINE = "offline"
+LABELS = {ONLINE: _("Online"), BUSY: _("Busy"), AWAY: _("Away"), OFFLINE: _("Offline")}
+# What the sidebar's switch offers: offline is not chosen, it is having no tab open.
+CHOSEN = (ONLINE, BUSY, AWAY)
+# A chosen status outlives a browser restart for this long.
+STATUS_KEEP_SECONDS = 7 * 24 * 3600
+
+
+def clock() -> float:
+    """Seconds since the epoch; the one place presence reads the time (tests move it)."""
+    return time.time()
+
+
+def _tabs_key(user_id: int) -> str:
+    return key("tabs", user_id)
+
+
+def _active_key(user_id: int) -> str:
+    return key("active", user_id)
+
+
+def _status_key(user_id: int) -> str:
+    return key("status", user_id)
+
+
+def _viewing_key(session_id: int) -> str:
+    return key("viewing", session_id)
+
+
+def _typing_key(session_id: int) -> str:
+    return key("typing", session_id)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Someone else with a conversation open."""
+
+    user_id: int
+    name: str
+    typing: bool
+
+
+def heartbeat(
+    user_id: int,
+    name: str,
+    tab: str,
+    *,
+    active: bool,
+    session_id: int | None = None,
+    typing: bool = False,
+) -> tuple[list[Viewer], bool]:
+    """One tab is open (and, with `session_id`, showing that conversation; `typing` in its
+    composer). `active`: the person did something since the tab's last heartbeat.
+
+    Returns the others viewing the conversation, and whether this heartbeat changed what they
+    see (this tab just opened it, or started or stopped typing): the caller tells them at once.
+    Two round trips to the store, no database query."""
+    now = clock()
+    before: list[dict[str, float]] = []
+    if session_id is not None:
+        before = get_store().alive([_viewing_key(session_id), _typing_key(session_id)], now)
+    view_seconds = settings.LIVE_VIEW_SECONDS
+    batch = Batch().touch(_tabs_key(user_id), tab, now + settings.LIVE_TAB_SECONDS)
+    if active:
+        batch.put(_active_key(user_id), repr(now), settings.LIVE_AWAY_AFTER_MINUTES * 60 + 60)
+    changed = False
+    viewers: list[Viewer] = []
+    if session_id is not None:
+        viewing, typists = before
+        me = _viewer_member(user_id, tab, name)
+        batch.touch(_viewing_key(session_id), me, now + view_seconds)
+        was_typing = str(user_id) in typists
+        if typing:
+            batch.touch(_typing_key(session_id), str(user_id), now + view_seconds)
+        elif was_typing:
+            batch.drop(_typing_key(session_id), str(user_id))
+        changed = me not in viewing or was_typing != typing
+        viewers = _viewers(viewing, typists, exclude=user_id)
+    get_store().write(batch)
+    return viewers, changed
+
+
+def viewers(session_id: int, *, exclude: int | None = None) -> list[Viewer]:
+    """Who has the conversation open (one entry per person), typists first."""
+    viewing, typists = get_store().alive(
+        [_viewing_key(session_id), _typing_key(session_id)], clock()
+    )
+    return _viewers(viewing, typists, exclude=exclude)
+
+
+def viewer_ids(session_id: int) -> set[int]:
+    return {viewer.user_id for viewer in viewers(session_id)}
+
+
+def leave(user_id: int, name: str, tab: str, session_id: int) -> None:
+    """The tab closed the conversation (or closed): it stops counting at once."""
+    get_store().write(
+        Batch()
+        .drop(_viewing_key(session_id), _viewer_member(user_id, tab, name))
+        .drop(_typing_key(session_id), str(user_id))
+    )
+
+
+def close_tab(user_id: int, tab: str) -> None:
+    """A tab was closed (its page said so on the way out); without it, it times out."""
+    get_store().write(Batch().drop(_tabs_key(user_id), tab))
+
+
+def _viewer_member(user_id: int, tab: str, name: str) -> str:
+    # The name rides in the member so the header needs no lookup; a renamed user's old entry
+    # expires within seconds.
+    return f"{user_id}:{tab}:{name}"
+
+
+def _viewers(
+    viewing: dict[str, float], typists: dict[str, float], *, exclude: int | None
+) -> list[Viewer]:
+    found: dict[int, Viewer] = {}
+    for member in viewing:
+        user_id, _tab, name = member.split(":", 2)
+        if int(user_id) != exclude:
+            found[int(user_id)] = Viewer(int(user_id), name, user_id in typists)
+    return sorted(
+        found.values(), key=lambda viewer: (not viewer.typing, viewer.name, viewer.user_id)
+    )
+
+
+def set_status(user_id: int, status: str) -> None:
+    """The sidebar switch. Choosing online is also activity (it ends an automatic away)."""
+    if status not in CHOSEN:
+        raise ValueError(f"not a status one chooses: {status!r}")
+    batch = Batch().put(_status_key(user_id), status, STATUS_KEEP_SECONDS)
+    if status == ONLINE:
+        batch.put(_active_key(user_id), repr(clock()), settings.LIVE_AWAY_AFTER_MINUTES * 60 + 60)
+    get_store().write(batch)
+
+
+def chosen_status(user_id: int) -> str:
+    """What the switch shows: the user's choice (online unless they chose otherwise)."""
+    (status,) = get_store().get_many([_status_key(user_id)])
+    return status if status in CHOSEN else ONLINE
+
+
+def availability(user_ids: Iterable[int]) -> dict[int, str]:
+    """Each user's availability: "online", "busy", "away" or "offline". Two round trips
+    to the store whatever the number of users."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    now = clock()
+    store = get_store()
+    tabs = store.alive([_tabs_key(user_id) for user_id in ids], now)
+    values = store.get_many(
+        [k for user_id in ids for k in (_status_key(user_id), _active_key(user_id))]
+    )
+    idle_after = settings.LIVE_AWAY_AFTER_MINUTES * 60
+    answer = {}
+    for index, user_id in enumerate(ids):
+        status, active = values[2 * index], values[2 * index + 1]
+        if not tabs[index]:
+            answer[user_id] = OFFLINE
+        elif status in (BUSY, AWAY):
+            answer[user_id] = status
+        elif active is None or now - float(active) > idle_after:
+            answer[user_id] = AWAY
+        else:
+            answer[user_id] = ONLINE
+    return answer
+
+
+def online_user_ids(user_ids: Iterable[int]) -> set[int]:
+    """The users with an inbox tab open (online, busy or away): those a live event reaches."""
+    return {user_id for user_id, state in availability(user_ids).items() if state != OFFLINE}
