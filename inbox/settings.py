@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "inbox.live.apps.LiveConfig",
     "inbox.viewers.apps.ViewersConfig",
     "inbox.team.apps.TeamConfig",
+    "inbox.labels.apps.LabelsConfig",
+    "inbox.organize.apps.OrganizeConfig",
+    "inbox.pictures.apps.PicturesConfig",
 ]
 
 MIDDLEWARE = [
@@ -350,6 +353,7 @@ CELERY_TASK_ROUTES = {
     "inbox.tasks.sync_account": {"queue": "sync"},
     "inbox.tasks.fill_peer_nicknames": {"queue": "sync"},
     "inbox.tasks.fetch_image_url": {"queue": "images"},
+    "inbox.pictures.tasks.fetch_thumbnail": {"queue": "images"},
 }
 # The sync tasks are idempotent (lease, unique NewMsgId, cursor committed with its page), so they
 # are acknowledged only when done and handed back to the queue if their worker dies mid-pass:
@@ -391,6 +395,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 120},
     },
+    "prune-pictures": {
+        "task": "inbox.pictures.tasks.prune_pictures",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
 }
 
 # --- Pictures of image letters ---------------------------------------------------------------
@@ -401,6 +410,27 @@ IMAGE_FETCH_READ_TIMEOUT = float(os.environ.get("IMAGE_FETCH_READ_TIMEOUT", "8")
 # A letter's queued download blocks further ones for this long; past the task's hard time limit,
 # so a claim still held then belongs to a task that was lost.
 IMAGE_FETCH_CLAIM_SECONDS = IMAGE_FETCH_SECONDS + 40
+# Every picture fetched is kept under MEDIA_ROOT/pictures (inbox.pictures), named by its hash;
+# a download larger than this is refused (and the letter says so) rather than stored.
+PICTURES_MAX_BYTES = int(os.environ.get("PICTURES_MAX_BYTES", str(10 << 20)))
+# A stored picture nobody has been shown for this many days is deleted by beat's daily sweep
+# (or `manage.py prune_pictures`); its letters then say so. 0 keeps pictures for ever.
+PICTURES_RETENTION_DAYS = int(os.environ.get("PICTURES_RETENTION_DAYS", "180"))
+# Opening a thread queues its image letters' thumbnails, spaced so that one account's device is
+# asked for at most this many a second; what would have to wait longer than
+# PICTURES_QUEUE_AHEAD_SECONDS is left for a later open instead of piling up in the queue.
+PICTURES_PER_SECOND_PER_ACCOUNT = float(os.environ.get("PICTURES_PER_SECOND_PER_ACCOUNT", "3"))
+PICTURES_QUEUE_AHEAD_SECONDS = float(os.environ.get("PICTURES_QUEUE_AHEAD_SECONDS", "60"))
+# A thumbnail that could not be fetched is asked for again by an open after this long.
+PICTURES_RETRY_SECONDS = int(os.environ.get("PICTURES_RETRY_SECONDS", "600"))
+# How long a browser may keep a picture it was shown (privately: never a shared cache).
+PICTURES_CACHE_SECONDS = int(os.environ.get("PICTURES_CACHE_SECONDS", str(7 * 24 * 3600)))
+# The thumbnail limiter's schedule is shared through Redis (the broker's by default) so every
+# web process keeps to one rate per account; without Redis, each process keeps its own.
+PICTURES_REDIS_URL = os.environ.get("PICTURES_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else ""
+)
+PICTURES_KEY_PREFIX = os.environ.get("PICTURES_KEY_PREFIX", "finder:pictures:")
 
 # --- Replies ---------------------------------------------------------------------------------
 # Where the upstream can fetch uploaded images from; image replies are off without it.
@@ -410,3 +440,8 @@ PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
 # times, and then fails it for a person to retry.
 REPLY_REQUEUE_AFTER_SECONDS = int(os.environ.get("REPLY_REQUEUE_AFTER_SECONDS", "120"))
 REPLY_MAX_REQUEUES = int(os.environ.get("REPLY_MAX_REQUEUES", "3"))
+
+# --- Labels ----------------------------------------------------------------------------------
+# Administrators manage labels in admin; with this on, agents may also create one (for the
+# conversation's account) from the thread's label picker.
+LABELS_AGENTS_CAN_CREATE = env_bool("LABELS_AGENTS_CAN_CREATE", True)

@@ -1,0 +1,1 @@
+"""Labels on conversations: named, coloured, per account or for all, with maintained open counts."""
