@@ -1,0 +1,93 @@
+"""Which viewer each session is with, kept in ViewerSession as sessions are created.
+
+Sync calls link_sessions once per page with the page's new sessions (already inserted, so they
+have their keys), in the page's transaction: two statements whatever the page's size, none when
+it created no session. `rebuild_viewers` (the command) links what existed before, or anything a
+failure left out; linking twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from django.db import connection
+from django.utils import timezone
+
+from inbox.bulk import bound_cursor
+from inbox.models import Session
+from inbox.viewers.models import Viewer, ViewerSession
+
+REBUILD_BATCH = 5000
+
+
+def link_sessions(sessions: Iterable[Session]) -> int:
+    """Make sure each session's peer is a Viewer and the session is linked to it. Returns how
+    many links were written."""
+    pairs = sorted(
+        (session.peer_username, session.pk)
+        for session in sessions
+        if session.peer_username and session.pk
+    )
+    if not pairs:
+        return 0
+    usernames = sorted({username for username, _ in pairs})
+    if connection.vendor == "postgresql":
+        return _link_postgresql(pairs, usernames)
+    # SQLite is in-process: the ORM's statements cost no round trips.
+    Viewer.objects.bulk_create(
+        [Viewer(username=username) for username in usernames], ignore_conflicts=True
+    )
+    ids = dict(Viewer.objects.filter(username__in=usernames).values_list("username", "pk"))
+    created = ViewerSession.objects.bulk_create(
+        [ViewerSession(session_id=pk, viewer_id=ids[username]) for username, pk in pairs],
+        ignore_conflicts=True,
+    )
+    return len(created)
+
+
+def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
+    """Two statements, each with its arrays bound in binary. Two, not one with a CTE: a viewer
+    another account's sync inserts at the same moment is waited for by ON CONFLICT, but only a
+    second statement's snapshot sees it. Names go in sorted, so two pages that share new viewers
+    take their row locks in the same order and cannot deadlock."""
+    viewer = connection.ops.quote_name(Viewer._meta.db_table)
+    link = connection.ops.quote_name(ViewerSession._meta.db_table)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {viewer} (username, nickname, avatar, avatar_url_seen, avatar_error, "
+            "created_at) SELECT name, '', '', '', '', %b FROM unnest(%b::text[]) AS name "
+            "ON CONFLICT (username) DO NOTHING",
+            [timezone.now(), usernames],
+        )
+        cursor.execute(
+            f"INSERT INTO {link} (session_id, viewer_id) SELECT p.session_id, v.id "
+            "FROM unnest(%b::text[], %b::bigint[]) AS p(username, session_id) "
+            f"JOIN {viewer} AS v ON v.username = p.username "
+            "ON CONFLICT (session_id) DO NOTHING",
+            [[username for username, _ in pairs], [pk for _, pk in pairs]],
+        )
+        return cursor.rowcount
+
+
+def rebuild_viewers(
+    *, batch_size: int = REBUILD_BATCH, on_batch: Callable[[int], None] | None = None
+) -> int:
+    """Link every session not linked yet, in primary-key batches (memory stays flat, and the
+    inbox keeps working meanwhile). `on_batch(sessions)` follows each batch. Returns how many
+    links it wrote."""
+    unlinked = Session.objects.filter(viewer_link__isnull=True).exclude(peer_username="")
+    linked, last_pk = 0, 0
+    while True:
+        batch = list(
+            unlinked.filter(pk__gt=last_pk).order_by("pk").only("pk", "peer_username")[:batch_size]
+        )
+        if not batch:
+            return linked
+        last_pk = batch[-1].pk
+        linked += link_sessions(batch)
+        if on_batch:
+            on_batch(len(batch))
+
+
+def unlinked_count() -> int:
+    return Session.objects.filter(viewer_link__isnull=True).exclude(peer_username="").count()
