@@ -51,7 +51,16 @@ class IdleSessionMiddleware:
     may end that much before its full idle time), which keeps a busy user from costing a
     session write per click."""
 
-    BACKGROUND_VIEWS = frozenset({"inbox:sessions_poll", "inbox:thread_poll", "inbox:image"})
+    BACKGROUND_VIEWS = frozenset(
+        {
+            "inbox:sessions_poll",
+            "inbox:thread_poll",
+            "inbox:image",
+            "inbox:live:heartbeat",
+            "inbox:live:close",
+            "inbox:live:events",
+        }
+    )
     ACTIVITY_KEY = "inbox_activity_at"
     REFRESH_SECONDS = 300
 
@@ -61,10 +70,12 @@ class IdleSessionMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         match = request.resolver_match
+        # The view is looked at first: a background request (the live heartbeat counts on it)
+        # must not load the session and the user just to be skipped.
         if (
-            request.user.is_authenticated
-            and match is not None
+            match is not None
             and match.view_name not in self.BACKGROUND_VIEWS
+            and request.user.is_authenticated
         ):
             now = int(time.time())
             if now - request.session.get(self.ACTIVITY_KEY, 0) >= self.REFRESH_SECONDS:

@@ -24,6 +24,9 @@ from accounts.models import Account
 from inbox import browse, forms, images, services
 from inbox import search as search_service
 from inbox.browse import BadCursor, ListFilter
+from inbox.labels import views as labels_views
+from inbox.labels.chips import with_label_chips
+from inbox.live import guard as live_guard
 from inbox.models import CannedReply, Message, Session
 
 # The image card polls for the downloaded URL about once a second, for about half a minute.
@@ -32,7 +35,10 @@ IMAGE_POLLS = 30
 
 def _get_session_for_user(request: HttpRequest, pk: int) -> Session:
     return get_object_or_404(
-        browse.visible_sessions(request.user).select_related("account", "assignee"), pk=pk
+        with_label_chips(browse.visible_sessions(request.user)).select_related(
+            "account", "assignee"
+        ),
+        pk=pk,
     )
 
 
@@ -59,14 +65,18 @@ def _nav_context(accounts: list, list_filter: ListFilter, counts: dict) -> dict[
     index = reverse("inbox:index")
 
     def url(params: dict[str, str]) -> str:
-        return f"{index}?{urlencode(params)}" if params else index
+        return f"{index}?{urlencode(params, doseq=True)}" if params else index
 
     def view_link(view: browse.ListView) -> dict[str, Any]:
         return {
             "label": view.label,
             "count": counts.get(view.key, 0),
             "active": view is list_filter.view,
-            "url": url(ListFilter(view=view, account=list_filter.account).params()),
+            "url": url(
+                ListFilter(
+                    view=view, account=list_filter.account, label_ids=list_filter.label_ids
+                ).params()
+            ),
         }
 
     view_links = [view_link(view) for view in browse.VIEWS if view.section == "views"]
@@ -102,6 +112,7 @@ def _sidebar_context(accounts: list, list_filter: ListFilter) -> dict[str, Any]:
     counts = browse.view_counts(accounts, list_filter.account)
     return {
         **_nav_context(accounts, list_filter, counts),
+        **labels_views.sidebar_context(accounts, list_filter),
         "unread_total": sum(account.unread for account in accounts),
     }
 
@@ -118,7 +129,7 @@ def _page_context(
     return {
         "show_account": len(accounts) > 1 and list_filter.account is None,
         "list_filter": list_filter,
-        "list_query": urlencode(list_filter.params()),
+        "list_query": urlencode(list_filter.params(), doseq=True),
         "sessions": rows,
         "next_cursor": next_cursor,
         "paged": bool(before),
@@ -257,7 +268,7 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseBadRequest("bad since")
     changed = Message.objects.filter(session=OuterRef("pk"), updated_at__gt=since)
     session = get_object_or_404(
-        browse.visible_sessions(request.user)
+        with_label_chips(browse.visible_sessions(request.user))
         .select_related("account", "assignee")
         .annotate(changed=Exists(changed)),
         pk=pk,
@@ -317,9 +328,9 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
     if in_view is not None:
         sessions = sessions.annotate(in_view=in_view)
     changed = list(
-        sessions.select_related("account", "assignee").order_by("updated_at", "pk")[
-            : browse.POLL_BATCH
-        ]
+        with_label_chips(sessions)
+        .select_related("account", "assignee")
+        .order_by("updated_at", "pk")[: browse.POLL_BATCH]
     )
     if not changed and request.GET.get("down", "") == _ids(
         Account.objects.visible_to(request.user)
@@ -352,7 +363,7 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
         "in_place": [s for s in changed if s not in moved],
         "show_account": len(accounts) > 1 and account_id is None,
         "list_filter": list_filter,
-        "list_query": urlencode(list_filter.params()),
+        "list_query": urlencode(list_filter.params(), doseq=True),
         "poll_since": browse.to_micros(max(next_since, since)),
         "poll_top": browse.session_key(moved[0]) if moved else request.GET.get("top", ""),
     }
@@ -480,6 +491,13 @@ def compose(request: HttpRequest, pk: int) -> HttpResponse:
     form = forms.ComposeForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
+        if data["kind"] == forms.ComposeForm.REPLY:
+            try:
+                unseen = live_guard.reply_to_confirm(session, request.user, request.POST)
+            except live_guard.BadMarker:
+                return HttpResponseBadRequest("bad seen_up_to")
+            if unseen is not None:
+                return _confirm_reply(request, session, form, unseen)
         try:
             if data["kind"] == forms.ComposeForm.NOTE:
                 message = services.add_note(
@@ -507,6 +525,21 @@ def compose(request: HttpRequest, pk: int) -> HttpResponse:
             request, session, "composer", composer=_composer(form, focus=True), status=400
         )
     return _error_page(request, session, composer=_composer(form, focus=True))
+
+
+def _confirm_reply(request: HttpRequest, session: Session, form, unseen: Message) -> HttpResponse:
+    """Someone else replied after the newest message this agent had on screen: the composer
+    comes back with the text kept, asking before it sends (inbox.live.guard)."""
+    composer = {
+        **_composer(form, focus=True),
+        "text": form.cleaned_data["text"],
+        "confirm": live_guard.describe(unseen),
+        "seen_up_to": unseen.pk,
+    }
+    if _fragment(request):
+        return _written(request, session, "composer", composer=composer)
+    context = _thread_page(request, session, browse.latest_page(session), composer=composer)
+    return render(request, "inbox/inbox.html", context, status=409)
 
 
 @require_POST

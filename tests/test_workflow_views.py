@@ -590,8 +590,9 @@ def post_assign(client, session, assignee, **headers):
 
 def test_the_header_offers_the_members_and_assign_to_me(member_client, session, colleague):
     html = member_client.get(session.get_absolute_url()).content.decode()
-    assert f'<option value="{colleague.pk}">王五</option>' in html
-    assert "李四 (me)" in html
+    # Each member with their availability (inbox.live): nobody has a tab open here.
+    assert f'<option value="{colleague.pk}" data-availability="offline">王五 · Offline</option>' in html
+    assert "李四 (me) · Offline" in html
     assert '<option value="" selected>Unassigned</option>' in html
     assert "Assign to me" in html
 
