@@ -23,6 +23,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
+from inbox.labels import filtering as labels_filtering
+from inbox.labels.chips import with_label_chips
 from inbox.models import THREAD_SEQ, Message, Session, SessionCounter
 
 SESSION_PAGE = 50
@@ -145,15 +147,17 @@ ASSIGNEE_NOBODY = "none"
 class ListFilter:
     """What the session list shows: a view, optionally one account, optionally narrowed to an
     assignee (`me`, `none` or a user's id) and to unread conversations (what a saved view
-    stores). Travels in the query string (`view`, `account`, `assignee`, `unread`) so that deep
-    links and reloads show the same list."""
+    stores) and to labels. Travels in the query string (`view`, `account`, `assignee`, `unread`,
+    `label` repeated) so that deep links and reloads show the same list."""
 
     view: ListView = DEFAULT_VIEW
     account: Account | None = None
     assignee: str = ""
     unread: bool = False
+    # Labels the sessions carry, all of them (`label`, repeated; inbox.labels.filtering).
+    label_ids: tuple[int, ...] = ()
 
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, str | list[str]]:
         params = {}
         if self.account is not None:
             params["account"] = str(self.account.pk)
@@ -163,6 +167,8 @@ class ListFilter:
             params["assignee"] = self.assignee
         if self.unread:
             params["unread"] = "1"
+        if self.label_ids:
+            params["label"] = [str(label_id) for label_id in self.label_ids]
         return params
 
     def condition(self, user) -> Q:
@@ -176,6 +182,8 @@ class ListFilter:
             condition &= Q(assignee_id=int(self.assignee))
         if self.unread:
             condition &= Q(unread_count__gt=0)
+        if self.label_ids:
+            condition &= labels_filtering.carries_all(self.label_ids)
         return condition
 
     @property
@@ -218,7 +226,19 @@ def _parse_view(params) -> ListFilter:
     unread = params.get("unread") or ""
     if unread not in ("", "1"):
         raise BadCursor("bad unread")
-    return ListFilter(view=view, assignee=assignee, unread=unread == "1")
+    return ListFilter(
+        view=view, assignee=assignee, unread=unread == "1", label_ids=_parse_labels(params)
+    )
+
+
+def _parse_labels(params) -> tuple[int, ...]:
+    values = params.getlist("label") if hasattr(params, "getlist") else []
+    if not all(is_row_id(value) for value in values):
+        raise BadCursor("bad label")
+    label_ids = tuple(sorted({int(value) for value in values}))
+    if len(label_ids) > labels_filtering.MAX_LABELS:
+        raise BadCursor("too many labels")
+    return label_ids
 
 
 # --- cursors ---------------------------------------------------------------------------------
@@ -287,14 +307,27 @@ def session_page(
     account_ids = [list_filter.account.pk] if list_filter.account else [a.pk for a in accounts]
     if not account_ids:
         return [], None
-    sessions = Session.objects.filter(list_filter.condition(user))
+    # Labels are planned per account (inbox.labels.filtering), from their counts there.
+    sessions = Session.objects.filter(replace(list_filter, label_ids=()).condition(user))
+    per_account = None
+    if list_filter.label_ids:
+        try:
+            per_account = labels_filtering.account_conditions(
+                list_filter.label_ids, account_ids, [a.pk for a in accounts]
+            )
+        except labels_filtering.UnknownLabel as exc:
+            raise BadCursor(str(exc)) from exc
+        account_ids = [pk for pk in account_ids if per_account[pk] is not None]
+        if not account_ids:
+            return [], None
     if before:
         moment, pk = parse_session_key(before)
         sessions = sessions.filter(
             LessThan(Row(F("last_message_at"), F("pk")), Row(Value(moment), Value(pk)))
         )
+    page = _merged_page(sessions, account_ids, SESSION_PAGE + 1, per_account)
     rows = list(
-        Session.objects.filter(pk__in=_merged_page(sessions, account_ids, SESSION_PAGE + 1))
+        with_label_chips(Session.objects.filter(pk__in=page))
         .select_related("account", "assignee")
         .order_by(*LIST_ORDER)
     )
@@ -304,14 +337,21 @@ def session_page(
     return rows, None
 
 
-def _merged_page(sessions: QuerySet[Session], account_ids: list[int], limit: int) -> RawSQL:
+def _merged_page(
+    sessions: QuerySet[Session],
+    account_ids: list[int],
+    limit: int,
+    per_account: dict[int, Q | None] | None = None,
+) -> RawSQL:
     """The ids of the newest `limit` of `sessions` across these accounts: per account an
-    ordered, limited index range; PostgreSQL merges them (Merge Append) and stops at `limit`.
-    Written out because the ORM cannot put a LIMIT inside each part of a UNION on SQLite."""
+    ordered, limited index range (narrowed by that account's `per_account` condition);
+    PostgreSQL merges them (Merge Append) and stops at `limit`. Written out because the ORM
+    cannot put a LIMIT inside each part of a UNION on SQLite."""
     parts, params = [], []
     for n, account_id in enumerate(account_ids):
         part = (
             sessions.filter(account_id=account_id)
+            .filter((per_account or {}).get(account_id) or Q())
             .order_by(*LIST_ORDER)
             .values_list("id", "last_message_at")[:limit]
         )

@@ -22,6 +22,9 @@ urlpatterns = [
     path("messages/<int:pk>/retry/", views.retry, name="retry"),
     path("", include("inbox.pictures.urls")),
     path("reports/", include("inbox.reports.urls")),
+    path("", include("inbox.labels.urls")),
     path("", include("inbox.viewers.urls")),
     path("live/", include("inbox.live.urls")),
+    path("team/", include("inbox.team.urls")),
+    path("organize/", include("inbox.organize.urls")),
 ]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 from html import escape
 
+from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +25,9 @@ from django.utils.translation import gettext as _
 
 from inbox import images
 from inbox.models import Message
+from inbox.pictures.services import pictures_of
+from inbox.share_cards import LINK, LIVE, MINI_PROGRAM, VIDEO, ShareCard
+from inbox.team import mentions
 from inbox.text import linkify, person, pretty_json, system_text, type_label
 
 # --- times -----------------------------------------------------------------------------------
@@ -90,19 +94,33 @@ def _compiled_format(format_string: str) -> CompiledDateFormat:
     return CompiledDateFormat(format_string)
 
 
+# Label lines name the label: "李四 added the label 退款" (the word keys are the activities).
+LABEL_ACTIVITIES = (Message.Activity.LABELED, Message.Activity.UNLABELED)
+
+
 @lru_cache(maxsize=16)
 def _words(language: str | None) -> dict[str, str]:
     """The fixed words of a message, translated once per language (and escaped for HTML)."""
     words = {
         "internal_note": _("Internal note"),
         "system": _("System"),
+        "system_assigned": _("System assigned to %(name)s"),
         "activity": _("%(actor)s %(action)s"),
+        "labeled": _("%(actor)s added the label %(label)s"),
+        "unlabeled": _("%(actor)s removed the label %(label)s"),
         "just_now": _("just now"),
         # The same words as inbox.js uses when it refreshes the time ("min" has no plural).
         "minutes_ago": _("%(count)d min ago"),
         "sent_from_inbox": _("Image sent from the inbox"),
         "untitled": _("Untitled"),
         "shared_video": _("shared a Channels video"),
+        "shared_live": _("shared a Channels live"),
+        "shared_mini_program": _("shared a mini program"),
+        "shared_link": _("shared a link"),
+        "live_now": _("Live"),
+        "live_ended": _("Live ended"),
+        "live_status_note": _("As it was when shared"),
+        "cover": _("Cover picture"),
         "app_message": _("App message"),
         "unreadable": _("Part of this message could not be read."),
         "show_raw": _("Show the raw payload"),
@@ -121,6 +139,13 @@ def _words(language: str | None) -> dict[str, str]:
         "image_stalled": _("Still waiting for the image. Is the worker running?"),
         "try_again": _("Try again"),
         "load_image": _("Load image"),
+        "open_picture": _("Open the picture"),
+        "loading_preview": _("Loading the preview…"),
+        "preview_failed": _("No preview:"),
+        "picture_expired": _(
+            "This picture was deleted after %(days)d days without being viewed. Load it again "
+            "from the device:"
+        ),
     }
     return {key: escape(value) for key, value in words.items()}
 
@@ -155,15 +180,30 @@ class Reader:
         )
 
 
-def render_message(message: Message, reader: Reader) -> SafeString:
-    """One message of a thread, as `reader` sees it."""
+def render_message(
+    message: Message, reader: Reader, mentioned: set[str] | None = None
+) -> SafeString:
+    """One message of a thread, as `reader` sees it; a note highlights the user names it
+    `mentioned` (looked up when not given)."""
     words = reader.words
     pk = message.pk
+    if message.kind == Message.Kind.ACTIVITY and _assigned_automatically(message):
+        line = words["system_assigned"] % {"name": escape(person(message.activity_user))}
+        return mark_safe(
+            f'<div id="message-{pk}" class="activity-line"><span>{line}</span>'
+            f"{_time_element(message.created_at, reader)}</div>"
+        )
     if message.kind == Message.Kind.ACTIVITY:
         line = words["activity"] % {
             "actor": escape(person(message.author)) or words["system"],
             "action": escape(str(message.get_activity_display())),
         }
+        if message.activity_detail and message.activity in LABEL_ACTIVITIES:
+            # "李四 added the label 退款": the label's name as it was then.
+            line = words[message.activity] % {
+                "actor": escape(person(message.author)) or words["system"],
+                "label": f'<span class="activity-label">{escape(message.activity_detail)}</span>',
+            }
         target = f": {escape(person(message.activity_user))}" if message.activity_user else ""
         return mark_safe(
             f'<div id="message-{pk}" class="activity-line"><span>{line}{target}</span>'
@@ -175,7 +215,7 @@ def render_message(message: Message, reader: Reader) -> SafeString:
             f'<span class="note-label">{words["internal_note"]}</span> '
             f'<span class="note-author">{escape(person(message.author))}</span> '
             f"{_time_element(message.created_at, reader)}</header>"
-            f'<div class="note-body">{linkify(message.content)}</div></article>'
+            f'<div class="note-body">{_note_body(message, mentioned)}</div></article>'
         )
     if message.msg_type in (Message.Type.SYSTEM, Message.Type.RECALL):
         return mark_safe(
@@ -213,6 +253,8 @@ def render_messages(messages, reader: Reader) -> SafeString:
     wherever the day changes (as `{% ifchanged %}` did in the template this replaces)."""
     parts = []
     previous_day = None
+    messages = list(messages)
+    mentioned = mentions.mentioned_names([m.pk for m in messages if _may_mention(m)])
     for message in messages:
         local_day = message.created_at.astimezone(reader.zone).date()
         if local_day != previous_day:
@@ -221,8 +263,30 @@ def render_messages(messages, reader: Reader) -> SafeString:
                 f'<div class="day-sep" data-day="{local_day:%Y%m%d}">'
                 f"<span>{escape(day_label(message.created_at))}</span></div>"
             )
-        parts.append(render_message(message, reader))
+        parts.append(render_message(message, reader, mentioned.get(message.pk, set())))
     return mark_safe("".join(parts))
+
+
+def _assigned_automatically(line: Message) -> bool:
+    """An assignment without an author was auto-assignment's (inbox.team.assignment)."""
+    return (
+        line.activity == Message.Activity.ASSIGNED
+        and line.author_id is None
+        and line.activity_user is not None
+    )
+
+
+def _may_mention(message: Message) -> bool:
+    return message.kind == Message.Kind.NOTE and "@" in message.content
+
+
+def _note_body(note: Message, mentioned: set[str] | None) -> SafeString:
+    """A note's text, its @mentions of members highlighted (inbox.team.mentions)."""
+    if not _may_mention(note):
+        return linkify(note.content)
+    if mentioned is None:
+        mentioned = mentions.mentioned_names([note.pk]).get(note.pk, set())
+    return mentions.highlight(note.content, mentioned)
 
 
 def day_label(moment: datetime) -> str:
@@ -252,15 +316,7 @@ def _body(message: Message, reader: Reader) -> str:
     if message.msg_type == Message.Type.IMAGE:
         return render_image_card(message, reader)
     if message.msg_type == Message.Type.APP:
-        video = message.app_type == 51
-        return (
-            '<div class="app-card">'
-            f'<span class="app-icon" aria-hidden="true">{"▶" if video else "🔗"}</span> '
-            '<span class="app-text">'
-            f'<span class="app-title">{escape(message.title) or words["untitled"]}</span> '
-            f'<span class="app-kind">{words["shared_video" if video else "app_message"]}</span>'
-            "</span></div>"
-        )
+        return render_share_card(message, reader)
     return f'<div class="text text-muted">[{escape(type_label(message.msg_type))}]</div>'
 
 
@@ -308,15 +364,21 @@ def render_image_card(
     gave_up: bool = False,
     polls: int | str = "",
 ) -> SafeString:
-    """An image letter's card: the picture once downloaded, else its size and a Load button;
-    while `waiting`, it asks the image view again every second until the picture is there or
-    it `gave_up`."""
+    """An image letter's card: its stored thumbnail (queued when the thread was opened; a
+    placeholder until it arrives and the thread's poll redraws the card), and "Load image" for
+    the full-size picture; while `waiting` for that, it asks the image view again every second
+    until the picture is there or it `gave_up`. A stored picture opens in the lightbox
+    (static/inbox/pictures.js) or, without JavaScript, by itself. Only our own copies are
+    linked: the upstream's file URL never reaches the page. `message.pictures` is set by
+    inbox.pictures.services.show_pictures."""
     words = reader.words
     image = message.image
     pk = message.pk
-    fresh = images.has_fresh_url(message)
+    pictures = pictures_of(message)
+    full = pictures.full
+    shown = pictures.thumb or full
     poll = ""
-    if waiting and not fresh and not gave_up:
+    if waiting and not full and not gave_up:
         url = reverse("inbox:image", args=[pk])
         poll = (
             f' hx-get="{url}?polls={escape(str(polls))}" hx-trigger="load delay:1s" '
@@ -324,15 +386,26 @@ def render_image_card(
         )
     width = (image.thumb_width if image else None) or 1
     height = (image.thumb_height if image else None) or 1
+    lightbox = ""
+    if shown:
+        lightbox = f' data-picture="{escape(shown.url)}"'
+        if full:
+            lightbox += f' data-full="{escape(full.url)}"'
     parts = [
-        f'<div id="image-{pk}" class="image-card" data-width="{card_width(image)}"{poll}>'
+        f'<div id="image-{pk}" class="image-card" data-width="{card_width(image)}"'
+        f"{lightbox}{poll}>"
         f'<div class="image-frame" data-aspect-ratio="{width} / {height}">'
     ]
-    if fresh:
-        url = escape(message.image_url)
+    if shown:
         parts.append(
-            f'<a href="{url}" target="_blank" rel="noopener noreferrer"><img src="{url}" '
+            f'<a class="picture-open" href="{escape((full or shown).url)}" target="_blank" '
+            f'rel="noopener" title="{words["open_picture"]}"><img src="{escape(shown.url)}" '
             f'alt="{words["image_alt"]}" loading="lazy"></a>'
+        )
+    elif pictures.thumb_pending:
+        parts.append(
+            '<span class="image-placeholder is-loading" role="img" '
+            f'aria-label="{words["loading_preview"]}">▧</span>'
         )
     else:
         parts.append('<span class="image-placeholder" aria-hidden="true">▧</span>')
@@ -340,7 +413,17 @@ def render_image_card(
     if image is not None:
         parts.append(_image_sizes(image, words))
     parts.append("</div>")
-    if not fresh:
+    if not full:
+        if pictures.expired and not shown:
+            days = settings.PICTURES_RETENTION_DAYS
+            parts.append(
+                f'<p class="image-expired">{words["picture_expired"] % {"days": days}}</p>'
+            )
+        elif pictures.thumb_error and not shown and not message.image_error:
+            parts.append(
+                f'<p class="image-error">{words["preview_failed"]} '
+                f"{escape(pictures.thumb_error)}</p>"
+            )
         if waiting and not gave_up:
             parts.append(
                 '<p class="image-status" role="status"><span class="spinner" aria-hidden="true">'
@@ -383,3 +466,118 @@ def _image_sizes(image, words: dict[str, str]) -> str:
 
 def _size_span(words: str, size: int) -> str:
     return f"<span>{escape(words % {'size': filesizeformat(size)})}</span>"
+
+
+# --- app messages: share cards ---------------------------------------------------------------
+
+_SHARE_ICONS = {VIDEO: "▶", LIVE: "●", MINI_PROGRAM: "◈", LINK: "🔗"}
+_SHARE_WORDS = {
+    VIDEO: "shared_video",
+    LIVE: "shared_live",
+    MINI_PROGRAM: "shared_mini_program",
+    LINK: "shared_link",
+}
+# Video and live covers keep their shape between these (a 9:16 phone video would make a card
+# taller than the thread), cropped to fill.
+_TALLEST, _WIDEST = 3 / 4, 16 / 9
+
+
+def render_share_card(message: Message, reader: Reader) -> str:
+    """An app message's card: what the share carries (inbox.share_cards, read at ingest), a
+    Channels video or live with its cover. A letter stored before cards, or whose XML could not
+    be read, gets the plain card: its title (or "Untitled") and its type."""
+    meta = message.image_meta
+    card = ShareCard.from_dict(meta.get("card")) if isinstance(meta, dict) else None
+    if card is None:
+        return _plain_app_card(message, reader.words)
+    words = reader.words
+    kind = card.kind
+    channels = kind in (VIDEO, LIVE)
+    parts = [f'<div class="share-card share-{kind}">']
+    cover = _share_cover(message, card)
+    if channels or cover:
+        parts.append(_share_cover_frame(card, cover, words))
+    else:
+        parts.append(
+            f'<span class="app-icon" aria-hidden="true">{_SHARE_ICONS.get(kind, "🔗")}</span>'
+        )
+    parts.append('<div class="share-body">')
+    title = escape(card.title) or (escape(card.author) if channels else "") or words["untitled"]
+    if card.url and not channels:
+        url = escape(card.url)
+        parts.append(
+            f'<a class="share-title" href="{url}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{title}</a>'
+        )
+    else:
+        parts.append(f'<span class="share-title">{title}</span>')
+    if card.description:
+        description = escape(card.description).replace("\n", "<br>")
+        parts.append(f'<span class="share-description">{description}</span>')
+    if card.author:
+        avatar = ""
+        if card.shows_avatar_directly:
+            avatar = (
+                f'<img class="share-avatar" src="{escape(card.avatar_url)}" alt="" '
+                'loading="lazy" referrerpolicy="no-referrer">'
+            )
+        parts.append(f'<span class="share-author">{avatar}{escape(card.author)}</span>')
+    kind_words = words[_SHARE_WORDS.get(kind, "app_message")]
+    parts.append(f'<span class="app-kind">{kind_words}</span></div></div>')
+    return "".join(parts)
+
+
+def _share_cover(message: Message, card: ShareCard) -> str:
+    """The cover picture's URL, or "": our stored copy when the pictures app has one for the
+    letter (pictures_of, as the image card shows), else the XML's own URL when it is on WeChat's
+    picture CDN (share_cards.is_trusted_picture), else none (a placeholder is shown)."""
+    stored = pictures_of(message).thumb
+    if stored is not None:
+        return stored.url
+    return card.cover_url if card.shows_cover_directly else ""
+
+
+def _share_cover_frame(card: ShareCard, cover: str, words: dict[str, str]) -> str:
+    width, height = card.cover_width, card.cover_height
+    if width and height:
+        ratio = min(max(width / height, _TALLEST), _WIDEST)
+        shape = f"{round(ratio * 1000)} / 1000"
+    else:
+        shape = "3 / 4" if card.kind in (VIDEO, LIVE) else "1 / 1"
+    if cover:
+        picture = (
+            f'<img src="{escape(cover)}" alt="{words["cover"]}" loading="lazy" '
+            'referrerpolicy="no-referrer">'
+        )
+    else:
+        picture = (
+            '<span class="image-placeholder" aria-hidden="true">'
+            f"{_SHARE_ICONS.get(card.kind, '▧')}</span>"
+        )
+    badge = ""
+    if card.kind == LIVE:
+        status = {1: "live_now", 2: "live_ended"}.get(card.live_status or 0)
+        if status:
+            badge = (
+                f'<span class="share-badge share-badge-{status.replace("_", "-")}" '
+                f'title="{words["live_status_note"]}">{words[status]}</span>'
+            )
+    elif card.duration:
+        minutes, seconds = divmod(card.duration, 60)
+        badge = f'<span class="share-badge">▶ {minutes}:{seconds:02d}</span>'
+    return (
+        f'<div class="share-cover"><div class="image-frame" data-aspect-ratio="{shape}">'
+        f"{picture}</div>{badge}</div>"
+    )
+
+
+def _plain_app_card(message: Message, words: dict[str, str]) -> str:
+    video = message.app_type == 51
+    return (
+        '<div class="app-card">'
+        f'<span class="app-icon" aria-hidden="true">{"▶" if video else "🔗"}</span> '
+        '<span class="app-text">'
+        f'<span class="app-title">{escape(message.title) or words["untitled"]}</span> '
+        f'<span class="app-kind">{words["shared_video" if video else "app_message"]}</span>'
+        "</span></div>"
+    )

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from inbox import rendering
+from inbox.labels.chips import chips_html
 from inbox.models import Session
 from inbox.templatetags.inbox_tags import clock, full_time, list_time, session_preview
 
@@ -29,9 +30,15 @@ def render_session_row(
     moment = s.last_message_at
     recent = rendering.minutes_ago(moment, timezone.now()) is not None
     current = ' aria-current="true"' if current_pk == s.pk else ""
+    # The list item wraps the row's link and its bulk-selection checkbox (a checkbox may not
+    # sit inside a link); the checkbox belongs to the list's bulk form (inbox/organize).
+    pick = escape(_("Select %(name)s") % {"name": name})
     parts = [
-        f'<a id="session-{s.pk}" class="session-row{" is-unread" if s.unread_count else ""}" '
-        f'role="listitem"\n   href="{url}"\n   hx-get="{url}" hx-target="#thread" '
+        f'<div id="session-item-{s.pk}" class="session-item" role="listitem">\n'
+        f'<input type="checkbox" class="session-pick" name="sessions" value="{s.pk}" '
+        f'form="bulk-form" aria-label="{pick}">\n',
+        f'<a id="session-{s.pk}" class="session-row{" is-unread" if s.unread_count else ""}"'
+        f'\n   href="{url}"\n   hx-get="{url}" hx-target="#thread" '
         f'hx-swap="outerHTML" hx-push-url="true"{current}>\n',
         f'  <span class="avatar" data-hue="{(s.pk * 47) % 360}" aria-hidden="true">'
         f"{escape(initial)}</span>\n",
@@ -63,7 +70,8 @@ def render_session_row(
         )
     if show_account:
         tags.append(f'<span class="tag">{escape(s.account.name)}</span>')
+    tags.extend(chips_html(s))
     if tags:
         parts.append(f'    <span class="session-tags">\n      {"".join(tags)}\n    </span>\n')
-    parts.append("  </span>\n</a>\n")
+    parts.append("  </span>\n</a>\n</div>\n")
     return mark_safe("".join(parts))

@@ -28,8 +28,10 @@ from inbox.labels import views as labels_views
 from inbox.labels.chips import with_label_chips
 from inbox.live import guard as live_guard
 from inbox.models import CannedReply, Message, Session
+from inbox.organize import views as organize_views
+from inbox.pictures.services import has_full_picture, show_pictures
 
-# The image card polls for the downloaded URL about once a second, for about half a minute.
+# The image card polls for the downloaded picture about once a second, for about half a minute.
 IMAGE_POLLS = 30
 
 
@@ -101,18 +103,19 @@ def _list_context(
     with counts=True by the caller) and one page of rows."""
     return {
         **_page_context(request, accounts, list_filter, before),
-        **_sidebar_context(accounts, list_filter),
+        **_sidebar_context(accounts, list_filter, request.user),
         **_outage_context(accounts),
     }
 
 
-def _sidebar_context(accounts: list, list_filter: ListFilter) -> dict[str, Any]:
+def _sidebar_context(accounts: list, list_filter: ListFilter, user) -> dict[str, Any]:
     """The sidebar's links and counts, and the tab title's unread number: no query, the
-    accounts carry their counter sums."""
+    accounts carry their counter sums; the saved views are one query."""
     counts = browse.view_counts(accounts, list_filter.account)
     return {
         **_nav_context(accounts, list_filter, counts),
         **labels_views.sidebar_context(accounts, list_filter),
+        **organize_views.sidebar_context(user, accounts, list_filter),
         "unread_total": sum(account.unread for account in accounts),
     }
 
@@ -221,9 +224,11 @@ def thread(request: HttpRequest, pk: int) -> HttpResponse:
     around = _anchor(request, session, "around")
     if _fragment(request) and before:
         page = browse.page_before(session, before)
+        show_pictures(page.messages, queue_for=session.account)
         return render(request, "inbox/inbox.html#older", _thread_context(request, session, page))
     if _fragment(request) and after:
         page = browse.page_after(session, after)
+        show_pictures(page.messages, queue_for=session.account)
         return render(request, "inbox/inbox.html#newer", _thread_context(request, session, page))
 
     if _fragment(request):
@@ -238,6 +243,8 @@ def thread(request: HttpRequest, pk: int) -> HttpResponse:
         page = browse.page_after(session, after)
     else:
         page = browse.latest_page(session)
+    # Opening a thread fetches the thumbnails of its image letters on view.
+    show_pictures(page.messages, queue_for=session.account)
     query = search_service.clean_query(request.GET.get("q"))
     if _fragment(request):
         context = _thread_context(request, session, page)
@@ -281,6 +288,8 @@ def thread_poll(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(status=204)
 
     messages = browse.changed_messages(session, since) if session.changed else []
+    # Redraws a card whose picture arrived; queues thumbnails only for letters new to the page.
+    show_pictures(messages, queue_for=session.account, retry=False)
     stamps = [message.updated_at for message in messages]
     if session_changed:
         stamps.append(session.updated_at)
@@ -357,7 +366,7 @@ def sessions_poll(request: HttpRequest) -> HttpResponse:
         poll_filter, account=next((a for a in accounts if a.pk == account_id), None)
     )
     context = {
-        **_sidebar_context(accounts, list_filter),
+        **_sidebar_context(accounts, list_filter, request.user),
         **_outage_context(accounts),
         "moved": moved,
         "in_place": [s for s in changed if s not in moved],
@@ -407,28 +416,31 @@ def _image_message(request: HttpRequest, pk: int) -> Message:
 @require_POST
 @login_required
 def load_image(request: HttpRequest, pk: int) -> HttpResponse:
-    """ "Load image": queue the download (the task asks the upstream for the file URL)."""
+    """ "Load image": queue the full-size picture's download (the task asks the upstream for
+    the file URL and stores the picture)."""
     message = _image_message(request, pk)
     images.request_image(message)
     if not _fragment(request):
         return redirect(f"{message.session.get_absolute_url()}?around={message.pk}")
     message.refresh_from_db()
+    show_pictures([message])
     return render(request, "inbox/_image.html", {"message": message, "polls": 0, "waiting": True})
 
 
 @require_GET
 @login_required
 def image(request: HttpRequest, pk: int) -> HttpResponse:
-    """The image card again, while it waits for the URL: the card polls this."""
+    """The image card again, while it waits for the full-size picture: the card polls this."""
     message = _image_message(request, pk)
     if not _fragment(request):
         return redirect(f"{message.session.get_absolute_url()}?around={message.pk}")
+    show_pictures([message])
     polls = request.GET.get("polls", "0")
     polls = int(polls) + 1 if browse.is_number(polls) else IMAGE_POLLS
     context = {
         "message": message,
         "polls": polls,
-        "waiting": not images.has_fresh_url(message) and not message.image_error,
+        "waiting": not has_full_picture(message) and not message.image_error,
         "gave_up": polls >= IMAGE_POLLS,
     }
     return render(request, "inbox/_image.html", context)
