@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "inbox.labels.apps.LabelsConfig",
     "inbox.organize.apps.OrganizeConfig",
     "inbox.pictures.apps.PicturesConfig",
+    "inbox.suggestions.apps.SuggestionsConfig",
 ]
 
 MIDDLEWARE = [
@@ -353,6 +354,7 @@ CELERY_TASK_ROUTES = {
     "inbox.tasks.sync_account": {"queue": "sync"},
     "inbox.tasks.fill_peer_nicknames": {"queue": "sync"},
     "inbox.tasks.fetch_image_url": {"queue": "images"},
+    "inbox.tasks.fetch_viewer_avatar": {"queue": "images"},
     "inbox.pictures.tasks.fetch_thumbnail": {"queue": "images"},
 }
 # The sync tasks are idempotent (lease, unique NewMsgId, cursor committed with its page), so they
@@ -373,6 +375,14 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Beat's tick: how late an account's poll may start at most. Each account's own poll_interval
 # (default SYNC_DEFAULT_INTERVAL_SECONDS) decides when it is due.
 SYNC_BEAT_SECONDS = float(os.environ.get("SYNC_BEAT_SECONDS", "2"))
+# --- Team (inbox.team) -----------------------------------------------------------------------
+# A letter written within this many seconds is news: it notifies and is auto-assigned. Older
+# letters that sync brings (a backlog, an outage caught up) are history and do neither.
+TEAM_LIVE_SECONDS = int(os.environ.get("TEAM_LIVE_SECONDS", "900"))
+# How often beat hands out conversations still waiting for an agent (someone came online, or
+# dropped below their cap).
+TEAM_ASSIGN_SWEEP_SECONDS = float(os.environ.get("TEAM_ASSIGN_SWEEP_SECONDS", "30"))
+
 CELERY_BEAT_SCHEDULE = {
     "sync-due-accounts": {
         "task": "inbox.tasks.sync_due_accounts",
@@ -399,6 +409,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inbox.pictures.tasks.prune_pictures",
         "schedule": 24 * 3600.0,
         "options": {"expires": 3600},
+    },
+    "assign-waiting-conversations": {
+        "task": "inbox.team.tasks.assign_waiting_everywhere",
+        "schedule": TEAM_ASSIGN_SWEEP_SECONDS,
+        "options": {"expires": TEAM_ASSIGN_SWEEP_SECONDS * 2},
     },
 }
 

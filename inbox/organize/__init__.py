@@ -1,0 +1,1 @@
+"""Organising the session list: bulk actions on selected conversations, and saved views."""
