@@ -22,15 +22,23 @@ taken_hang (the right answer, `seconds` late: long enough to kill the caller mid
 
 Control endpoints (no token): POST /_sandbox/faults {kind, times, path, seconds, overlap},
 POST /_sandbox/letters {app_id, text, msg_session_id?, peer?}, GET /_sandbox/calls,
-GET /_sandbox/files/<name>.png (the images downloadImage points at).
+GET /_sandbox/files/<name>.png (the images downloadImage points at),
+GET /_sandbox/avatars/<name>.png (the pictures contactList's headUrl points at).
+
+With `demo_account`, start_sandbox serves the demo's account and a second one, its sister shop
+(DEMO_SISTER_APP_ID), where one of the demo's viewers (王小明) wrote too: the same person in two
+accounts, as the viewer profile links them. The sister's log is fixed (no live letters), so the
+demo's stored cursor for it stays valid across restarts.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import random
+import re
 import struct
 import sys
 import threading
@@ -41,6 +49,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from xml.sax.saxutils import escape
 
 EXAMPLE_PATH = Path(__file__).with_name("sandbox_data") / "sync_example.json"
 EXAMPLE_BYTES = EXAMPLE_PATH.read_bytes()
@@ -50,6 +59,8 @@ EXAMPLE_KEY_BUFF: str = EXAMPLE["data"]["keyBuff"]
 
 DEMO_APP_ID = "wx_sandbox_demo"
 DEMO_TOKEN = "sandbox-demo-token-8f3a"
+DEMO_SISTER_APP_ID = "wx_sandbox_sister"
+DEMO_SISTER_TOKEN = "sandbox-sister-token-2c71"
 TOKEN_HEADER = "VideosApi-token"
 PAGE_SIZE = 10
 MAX_TEXT_LENGTH = 2000
@@ -100,6 +111,100 @@ APP_XML = (
     '<msg><appmsg appid="" sdkver="0"><title>{title}</title><des>{des}</des>'
     "<type>{type}</type><url>{url}</url></appmsg></msg>"
 )
+# A shared Channels video (appmsg type 51) and live (type 63), shaped like what WeChat sends: the
+# appmsg title is only an "upgrade WeChat" notice, the share itself is in <finderFeed> or
+# <finderLive>, its pictures on WeChat's CDN.
+FINDER_UPGRADE_TITLE = "当前微信版本不支持展示该内容，请升级至最新版本。"
+FINDER_FEED_XML = (
+    '<?xml version="1.0"?>\n<msg>\n\t<appmsg appid="" sdkver="0">\n'
+    f"\t\t<title>{FINDER_UPGRADE_TITLE}</title>\n\t\t<des />\n\t\t<action />\n"
+    "\t\t<type>51</type>\n\t\t<showtype>0</showtype>\n\t\t<content />\n"
+    "\t\t<url>https://support.weixin.qq.com/update/</url>\n\t\t<appattach>\n"
+    "\t\t\t<totallen>0</totallen>\n\t\t\t<attachid />\n\t\t\t<fileext />\n"
+    "\t\t</appattach>\n\t\t<extinfo />\n\t\t<finderFeed>\n"
+    "\t\t\t<objectId>{object_id}</objectId>\n\t\t\t<feedType>4</feedType>\n"
+    "\t\t\t<nickname>{nickname}</nickname>\n\t\t\t<avatar>{avatar}</avatar>\n"
+    "\t\t\t<desc>{desc}</desc>\n\t\t\t<mediaCount>1</mediaCount>\n"
+    "\t\t\t<objectNonceId>{object_id}_0_0_0_0_0</objectNonceId>\n\t\t\t<liveId>0</liveId>\n"
+    "\t\t\t<username>{username}</username>\n\t\t\t<mediaList>\n\t\t\t\t<media>\n"
+    "\t\t\t\t\t<mediaType>4</mediaType>\n"
+    "\t\t\t\t\t<url>{cdn}/251/20302/stodownload?encfilekey={key}&amp;bizid=1023</url>\n"
+    "\t\t\t\t\t<thumbUrl>{cover}</thumbUrl>\n\t\t\t\t\t<width>{width}</width>\n"
+    "\t\t\t\t\t<height>{height}</height>\n\t\t\t\t\t<coverUrl>{cover}</coverUrl>\n"
+    "\t\t\t\t\t<videoPlayDuration>{duration}</videoPlayDuration>\n"
+    "\t\t\t\t</media>\n\t\t\t</mediaList>\n\t\t</finderFeed>\n\t</appmsg>\n"
+    "\t<fromusername>{username}</fromusername>\n\t<scene>0</scene>\n"
+    "\t<appinfo>\n\t\t<version>1</version>\n\t\t<appname></appname>\n\t</appinfo>\n</msg>\n"
+)
+FINDER_LIVE_XML = (
+    '<msg>\n\t<appmsg appid="" sdkver="">\n\t\t<title></title>\n\t\t<des></des>\n'
+    "\t\t<action>view</action>\n\t\t<type>63</type>\n\t\t<url></url>\n"
+    "\t\t<finderLive>\n\t\t\t<finderLiveID>{live_id}</finderLiveID>\n"
+    "\t\t\t<finderUsername>{username}</finderUsername>\n"
+    "\t\t\t<finderObjectID>{object_id}</finderObjectID>\n"
+    "\t\t\t<nickname>{nickname}</nickname>\n\t\t\t<desc>{desc}</desc>\n"
+    "\t\t\t<headUrl>{avatar}</headUrl>\n\t\t\t<liveStatus>{status}</liveStatus>\n"
+    "\t\t\t<media>\n\t\t\t\t<thumbUrl>{cover}</thumbUrl>\n"
+    "\t\t\t\t<videoPlayDuration>0</videoPlayDuration>\n\t\t\t\t<url></url>\n"
+    "\t\t\t\t<coverUrl>{cover}</coverUrl>\n\t\t\t\t<height>1000</height>\n"
+    "\t\t\t\t<width>750</width>\n\t\t\t\t<mediaType>9</mediaType>\n\t\t\t</media>\n"
+    "\t\t</finderLive>\n\t</appmsg>\n\t<appinfo>\n\t\t<version>1</version>\n"
+    "\t\t<appname>Window wechat</appname>\n\t</appinfo>\n</msg>"
+)
+# Where the shares' pictures are, as in WeChat's XML: the Channels CDN. The sandbox cannot serve
+# that host; tests that want the pictures answer for it (tests/e2e/test_cards_browser.py).
+FINDER_CDN = "https://finder.video.qq.com"
+
+
+def finder_cover_url(seed: str) -> str:
+    """A cover picture URL on the Channels CDN, shaped like WeChat's, the same for a seed."""
+    key = hashlib.sha256(f"cover:{seed}".encode()).hexdigest()
+    return (
+        f"{FINDER_CDN}/251/20304/stodownload?encfilekey={key[:48]}&bizid=1023&dotrans=0&hy=SH"
+        f"&idx=1&m={key[48:]}&token={key[:32]}"
+    )
+
+
+def finder_feed_xml(
+    seed: str,
+    *,
+    desc: str,
+    nickname: str,
+    duration: int = 33,
+    width: int = 1080,
+    height: int = 1920,
+) -> str:
+    """The XML of a shared Channels video by `nickname`, the same for a seed."""
+    digest = hashlib.sha256(f"feed:{seed}".encode()).hexdigest()
+    return FINDER_FEED_XML.format(
+        object_id=int(digest[:16], 16),
+        nickname=escape(nickname),
+        avatar=f"https://wx.qlogo.cn/finderhead/ver_1/{digest[16:48]}/0",
+        desc=escape(desc),
+        username=finder_name(f"author:{nickname}"),
+        cdn=FINDER_CDN,
+        key=digest[:40],
+        cover=escape(finder_cover_url(seed)),
+        width=width,
+        height=height,
+        duration=duration,
+    )
+
+
+def finder_live_xml(seed: str, *, desc: str, nickname: str, status: int = 1) -> str:
+    """The XML of a shared Channels live by `nickname` (liveStatus 1: live now, 2: ended)."""
+    digest = hashlib.sha256(f"live:{seed}".encode()).hexdigest()
+    return FINDER_LIVE_XML.format(
+        live_id=int(digest[:15], 16),
+        username=finder_name(f"author:{nickname}"),
+        object_id=int(digest[15:31], 16),
+        nickname=escape(nickname),
+        desc=escape(desc),
+        avatar=f"https://wx.qlogo.cn/finderhead/ver_1/{digest[31:63]}/132",
+        status=status,
+        cover=escape(finder_cover_url(f"live:{seed}")),
+    )
+
 
 # The scripted conversation after the example: (peer index, isSender, MsgType, content spec).
 SCRIPT: list[tuple[int, int, int, Any]] = [
@@ -109,8 +214,14 @@ SCRIPT: list[tuple[int, int, int, Any]] = [
     (1, 0, 3, ("photo-1", 160, 120)),
     (1, 1, 1, "可以的，请在订单页申请换货，运费我们承担。详情见 https://example.com/help/exchange"),
     (2, 0, 1, "Hi, do you ship to Singapore?"),
-    (2, 0, 49, ("Spring collection 春季新品", "", 51)),
+    (
+        2,
+        0,
+        49,
+        finder_feed_xml("spring", desc="Spring collection 春季新品", nickname="沙盒小店"),
+    ),
     (3, 0, 1, "直播间说的优惠券在哪里领？"),
+    (3, 0, 49, finder_live_xml("coupons", desc="今晚8点 福利直播 🎁", nickname="沙盒小店")),
     (3, 0, 34, '<msg><voicemsg voicelength="3200" length="5120" /></msg>'),
     (3, 0, 47, '<msg><emoji md5="0d1a5c" len="2048" /></msg>'),
     (3, 1, 1, "优惠券在直播间右下角的「福利」里～"),
@@ -205,6 +316,8 @@ class SandboxAccount:
     # of the log, over `history_sessions` peers; `letters` follow it.
     history: int = 0
     history_sessions: int = 0
+    # Whether live_interval writes letters to this account.
+    live: bool = True
 
 
 class SandboxState:
@@ -377,7 +490,7 @@ class SandboxState:
                 hd_length=width * height * 5,
                 md5=md5,
             )
-        elif msg_type == 49:
+        elif msg_type == 49 and isinstance(spec, tuple):
             title, des, app_type = spec
             content = APP_XML.format(
                 title=title, des=des, type=app_type, url="https://channels.weixin.qq.com/"
@@ -396,7 +509,7 @@ class SandboxState:
 
     def _generate_live(self, account: SandboxAccount) -> None:
         """Letters that 'arrived' since the sandbox started, one every live_interval seconds."""
-        if not self.live_interval:
+        if not self.live_interval or not account.live:
             return
         due = int((time.monotonic() - self.started) / self.live_interval)
         while account.live_count < due:
@@ -589,7 +702,7 @@ class SandboxState:
                 {
                     "username": peer.username,
                     "nickname": peer.nickname,
-                    "headUrl": "",
+                    "headUrl": avatar_url(self.base_url, peer.username),
                     "signature": "",
                     "extInfo": {"country": "CN", "province": "", "city": "", "sex": 0},
                     "msgInfo": {"msgUsername": peer.username, "sessionId": ""},
@@ -606,9 +719,74 @@ class SandboxState:
             return _envelope(500, "xml 参数错误")
         md5 = hashlib.md5(xml.encode()).hexdigest()
         image_type = body.get("type", 2)
-        return _envelope(
-            200, "操作成功", {"fileUrl": f"{self.base_url}/_sandbox/files/{md5}-{image_type}.png"}
-        )
+        width, height = picture_size(xml, image_type)
+        name = f"{md5}-{image_type}-{width}x{height}"
+        return _envelope(200, "操作成功", {"fileUrl": f"{self.base_url}/_sandbox/files/{name}.png"})
+
+
+# The longest side of the picture downloadImage serves for each type: the thumbnail as the
+# letter's XML describes it (within 240), the normal size and HD larger, so a lightbox shows more
+# than the card did.
+PICTURE_SIDES = {1: 720, 2: 480, 3: 240}
+
+
+def picture_size(xml: str, image_type: Any) -> tuple[int, int]:
+    """The size of the sandbox's picture for an image letter's XML and a downloadImage type: the
+    thumbnail's shape (cdnthumbwidth × cdnthumbheight, square when the XML has none)."""
+    found = {
+        name: int(match.group(1))
+        for name in ("cdnthumbwidth", "cdnthumbheight")
+        if (match := re.search(rf'{name}="(\d{{1,5}})"', xml)) and int(match.group(1)) > 0
+    }
+    width, height = found.get("cdnthumbwidth", 120), found.get("cdnthumbheight", 120)
+    side = PICTURE_SIDES.get(image_type, 480)
+    if image_type == 3 and max(width, height) <= side:
+        return width, height
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+@functools.lru_cache(maxsize=64)
+def picture_file(name: str) -> bytes:
+    """The PNG at /_sandbox/files/<name>.png: `<md5>-<type>-<w>x<h>` (coloured by the md5 alone,
+    so every size of one letter's picture looks alike), or the older `<md5>-<type>`."""
+    match = re.fullmatch(r"([0-9a-f]{32})-\d+-(\d{1,4})x(\d{1,4})", name)
+    if match:
+        return png_bytes(int(match.group(2)), int(match.group(3)), match.group(1))
+    width, height = (480, 360) if name.endswith("-1") else (240, 180)
+    return png_bytes(width, height, name)
+
+
+def avatar_url(base_url: str, username: str) -> str:
+    """Where contactList says a peer's picture is: a PNG made by GET /_sandbox/avatars."""
+    return f"{base_url}/_sandbox/avatars/{hashlib.sha256(username.encode()).hexdigest()[:32]}.png"
+
+
+SISTER_LETTERS = [
+    (PEERS[1], "你们旗舰店和小店是一家吗？我在那边也问过尺码的事。"),
+    (PEERS[1], "想换一件大一号的，麻烦看下库存"),
+]
+
+
+def add_sister_account(state: SandboxState) -> SandboxAccount:
+    """The demo's second shop: no example page, no script, no live letters; two letters from
+    王小明, who also writes to the demo's first account, an hour apart. Their ids are fixed, so
+    a restarted sandbox serves the same log (a stored cursor into it stays right)."""
+    account = state.add_account(DEMO_SISTER_APP_ID, DEMO_SISTER_TOKEN, example=False, script=False)
+    account.live = False
+    ids = random.Random(f"script:{DEMO_SISTER_APP_ID}")
+    for number, (peer, text) in enumerate(SISTER_LETTERS):
+        with state.lock:
+            state._append(
+                account,
+                peer=peer.username,
+                is_sender=False,
+                msg_type=1,
+                content=text,
+                new_msg_id=ids.randrange(10**17, 2**64),
+                create_time=int(time.time()) - 3600 * (len(SISTER_LETTERS) - number),
+            )
+    return account
 
 
 def history_peer(account: SandboxAccount, number: int) -> str:
@@ -639,14 +817,31 @@ def _history_prefix(account: SandboxAccount) -> str:
 
 def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
     """Letter `position` of the account's history, made the same on every call: peers write
-    in runs of up to HISTORY_RUN letters, taking turns; a tenth are images, a fifth go from the
-    shop to the peer, one a second from the start of 2023."""
+    in runs of up to HISTORY_RUN letters, taking turns; a tenth are images, one in fifty shares a
+    Channels video and one in a hundred a live, a fifth go from the shop to the peer, one a
+    second from the start of 2023."""
     run = max(1, min(HISTORY_RUN, account.history // account.history_sessions))
     number = (position // run) % account.history_sessions
     peer = history_peer(account, number)
     digest = hashlib.blake2b(f"{account.app_id}:{position}".encode(), digest_size=8).digest()
     is_sender = position % 5 == 4
-    if position % 10 == 3:
+    if position % 50 == 17:
+        msg_type = 49
+        content = finder_feed_xml(
+            f"history:{position}",
+            desc=f"新品上架 第{position // 50 + 1}期",
+            nickname=HISTORY_AUTHORS[position % len(HISTORY_AUTHORS)],
+            duration=15 + position % 100,
+        )
+    elif position % 100 == 41:
+        msg_type = 49
+        content = finder_live_xml(
+            f"history:{position}",
+            desc="周末福利直播",
+            nickname=HISTORY_AUTHORS[position % len(HISTORY_AUTHORS)],
+            status=1 + position % 2,
+        )
+    elif position % 10 == 3:
         md5 = hashlib.md5(digest).hexdigest()
         msg_type = 3
         content = IMAGE_XML.format(
@@ -674,6 +869,7 @@ def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
     )
 
 
+HISTORY_AUTHORS = ("沙盒小店", "花园日记", "Daily Outfit")
 HISTORY_START = 1_672_531_200  # 2023-01-01, so the history is older than anything live
 HISTORY_RUN = 5
 
@@ -813,10 +1009,12 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 payload = json.dumps(state.calls, ensure_ascii=False).encode()
             self._send(200, payload)
+        elif path.startswith("/_sandbox/avatars/") and path.endswith(".png"):
+            name = path.rsplit("/", 1)[-1].removesuffix(".png")
+            self._send(200, png_bytes(96, 96, f"avatar:{name}"), "image/png")
         elif path.startswith("/_sandbox/files/") and path.endswith(".png"):
             name = path.rsplit("/", 1)[-1].removesuffix(".png")
-            width, height = (480, 360) if name.endswith("-1") else (240, 180)
-            self._send(200, png_bytes(width, height, name), "image/png")
+            self._send(200, picture_file(name), "image/png")
         else:
             self._send(404, b"Not Found", "text/plain")
 
@@ -848,6 +1046,7 @@ def start_sandbox(
     state = SandboxState(live_interval=live_interval)
     if demo_account:
         state.add_account(DEMO_APP_ID, DEMO_TOKEN)
+        add_sister_account(state)
     server = SandboxServer(state, port=port)
     threading.Thread(target=server.serve_forever, name="videosapi-sandbox", daemon=True).start()
     return server

@@ -1,6 +1,8 @@
 """Pictures of image letters: the CDN files are encrypted, so the upstream's downloadImage turns a
-letter's XML into a plain file URL. The URL is kept on the message until shortly before the
-upstream lets it expire, so a picture is asked for once a week at most, whoever opens it.
+letter's XML into a plain file URL, from which the worker downloads the picture into our own
+storage (inbox.pictures): pages show our copy, never the URL, which dies after 7 days. The URL
+is kept on the message until shortly before then, so a failed download is retried from it
+rather than by asking the upstream again.
 
 A download runs on its own queue, bounded to IMAGE_FETCH_SECONDS (short timeouts, no retries),
 and a letter has at most one queued at a time: "Load image" claims the letter with
@@ -43,11 +45,12 @@ def has_fresh_url(message: Message) -> bool:
 
 
 def request_image(message: Message) -> bool:
-    """Queue a download for `message` unless its URL is still fresh or one is already queued;
+    """Queue a download for `message` unless its picture is stored or one is already queued;
     True when this call queued one."""
+    from inbox.pictures.services import has_full_picture
     from inbox.tasks import fetch_image_url
 
-    if message.msg_type != Message.Type.IMAGE or has_fresh_url(message):
+    if message.msg_type != Message.Type.IMAGE or has_full_picture(message):
         return False
     now = timezone.now()
     claim_expired = now - timedelta(seconds=settings.IMAGE_FETCH_CLAIM_SECONDS)
@@ -66,33 +69,49 @@ def request_image(message: Message) -> bool:
     return True
 
 
-def fetch_image_url(message_id: int) -> str | None:
-    """Ask the upstream for the picture's URL and store it (or the reason there is none), then
-    release the letter's claim. Safe to run twice: a fresh URL is kept, not fetched again."""
+def fetch_image_url(message_id: int) -> bool:
+    """Fetch the letter's full-size picture into our storage: its file URL from the upstream
+    (or the one it gave less than IMAGE_URL_LIFETIME ago), then the bytes; then release the
+    letter's claim, with the reason when there is no picture. Safe to run twice: a stored
+    picture is not fetched again. True when the picture is stored."""
+    from inbox.pictures.services import has_full_picture, store_from_url
+    from inbox.pictures.storage import PictureRefused
+
     message = (
         Message.objects.select_related("account")
         .filter(pk=message_id, msg_type=Message.Type.IMAGE)
         .first()
     )
     if message is None:
-        return None
-    if has_fresh_url(message):
+        return False
+    if has_full_picture(message):
         release(message_id)
-        return message.image_url
-    url, error = _download(message) if message.content else (None, "no image XML")
-    now = timezone.now()
+        return True
+    deadline = time.monotonic() + settings.IMAGE_FETCH_SECONDS
+    if has_fresh_url(message):
+        url, error = message.image_url, ""
+    elif message.content:
+        url, error = upstream_file_url(message, IMAGE_TYPES, deadline)
+        if url:
+            now = timezone.now()
+            Message.objects.filter(pk=message.pk).update(
+                image_url=url, image_url_expires_at=now + IMAGE_URL_LIFETIME, updated_at=now
+            )
+    else:
+        url, error = None, "no image XML"
     if url:
-        Message.objects.filter(pk=message.pk).update(
-            image_url=url,
-            image_url_expires_at=now + IMAGE_URL_LIFETIME,
-            image_error="",
-            image_fetch_started_at=None,
-            updated_at=now,
-        )
-        return url
+        try:
+            store_from_url(message_id, "full", url, deadline)
+        except PictureRefused as exc:
+            error = str(exc)
+            # The URL may be what failed (expired early): the next try asks the upstream anew.
+            Message.objects.filter(pk=message_id).update(image_url="", image_url_expires_at=None)
+        else:
+            release(message_id)
+            return True
     log.info("no picture for message %s: %s", message.pk, error)
     release(message_id, error)
-    return None
+    return False
 
 
 def release(message_id: int, error: str = "") -> None:
@@ -104,10 +123,13 @@ def release(message_id: int, error: str = "") -> None:
     )
 
 
-def _download(message: Message) -> tuple[str | None, str]:
-    """(URL, "") for the first size the upstream gives a usable URL for, else (None, why)."""
+def upstream_file_url(
+    message: Message, image_types: tuple[int, ...], deadline: float
+) -> tuple[str | None, str]:
+    """(URL, "") for the first of `image_types` (downloadImage's 1 HD, 2 normal, 3 thumbnail)
+    the upstream gives a usable URL for, else (None, why); every call ends by `deadline` (a
+    time.monotonic() value)."""
     error = ""
-    deadline = time.monotonic() + settings.IMAGE_FETCH_SECONDS
     options = {
         "connect_timeout": CONNECT_TIMEOUT,
         "read_timeout": settings.IMAGE_FETCH_READ_TIMEOUT,
@@ -115,7 +137,7 @@ def _download(message: Message) -> tuple[str | None, str]:
         "deadline": deadline,
     }
     with message.account.client(**options) as client:
-        for image_type in IMAGE_TYPES:
+        for image_type in image_types:
             try:
                 url = client.download_image(xml=message.content, image_type=image_type)
             except VideosApiError as exc:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -185,3 +186,12 @@ def _skip_redis_tests_elsewhere(request) -> None:
         return
     if not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis://", "rediss://")):
         pytest.skip("needs Redis; run with CELERY_BROKER_URL=redis://...")
+
+
+@pytest.fixture(autouse=True)
+def _pictures_kept_apart(settings, tmp_path_factory) -> None:
+    """What the code under test stores as files (downloaded pictures, image replies) goes to
+    this test run's temporary folder, never to the checkout's var/media; and each test starts
+    with an empty thumbnail schedule (inbox.pictures.ratelimit), in Redis too."""
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+    settings.PICTURES_KEY_PREFIX = f"test:{uuid.uuid4().hex}:pictures:"

@@ -434,20 +434,21 @@ def test_the_session_poll_moves_sessions_with_news_to_the_top(member_client, syn
     assert 'id="unread-total"' in html
 
 
-def test_images_load_through_the_task_and_the_url_is_reused(
+def test_images_load_through_the_task_and_the_picture_is_kept(
     member_client, synced, sandbox, django_capture_on_commit_callbacks
 ):
     image = image_message()
     url = reverse("inbox:load_image", args=[image.pk])
     with django_capture_on_commit_callbacks(execute=True):
         member_client.post(url, HTTP_HX_REQUEST="true")
-    # The card polls until the task has stored the URL.
+    # The card polls until the task has stored the picture; it shows our copy, not the URL.
     card = reverse("inbox:image", args=[image.pk])
     html = member_client.get(card, HTTP_HX_REQUEST="true").content.decode()
     image.refresh_from_db()
     assert image.image_url.startswith(sandbox.base_url + "/_sandbox/files/")
     assert image.image_url_expires_at is not None
-    assert f'<img src="{image.image_url}"' in html
+    assert f"/messages/{image.pk}/picture/full/?v=" in html
+    assert image.image_url not in html
     with django_capture_on_commit_callbacks(execute=True):
         member_client.post(url, HTTP_HX_REQUEST="true")
     assert len(sandbox.calls_to("/message/downloadImage")) == 1
