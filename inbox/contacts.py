@@ -19,6 +19,7 @@ from inbox.models import Session
 from inbox.payloads import clean_text
 from inbox.services import my_identity
 from inbox.sync import is_channels_name
+from inbox.viewers import avatars as viewer_avatars
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,17 @@ class _Lookups:
                 log.info("account %s: no own Channels name yet; cannot look up peers", account_id)
                 continue
             futures[(account_id, peer)] = self.pool.submit(self._lookup, account, me, peer)
-        found = {}
-        for key, future in futures.items():
-            nickname = future.result()
+        found, answers = {}, {}
+        for (account_id, peer), future in futures.items():
+            answers[peer] = future.result()
+            nickname = _nickname_of(peer, answers[peer])
             if nickname:
-                found[key] = nickname
+                found[account_id, peer] = nickname
+        # The same answers name the viewers and point at their avatars.
+        viewer_avatars.remember_contacts(answers)
         return found
 
-    def _lookup(self, account: Account, me: str, peer: str) -> str:
+    def _lookup(self, account: Account, me: str, peer: str) -> list[dict]:
         clients = self.local.__dict__.setdefault("clients", {})
         if account.pk not in clients:
             clients[account.pk] = account.client()
@@ -129,8 +133,8 @@ class _Lookups:
             entries = clients[account.pk].contact_list(my_username=me, query=peer)
         except VideosApiError as exc:
             log.warning("account %s: contactList for a peer failed: %s", account.pk, exc)
-            return ""
-        return _nickname_of(peer, entries)
+            return []
+        return entries
 
 
 def _store_nicknames(named: list[tuple[int, str]]) -> int:

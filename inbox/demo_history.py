@@ -27,6 +27,7 @@ from inbox import services
 from inbox.models import Message, Session
 from inbox.payloads import parse_sync_page
 from inbox.sync import account_lease, store_page
+from inbox.viewers.demo import add_sister_account
 
 DAYS = 21
 SESSION_PREFIX = "demo-history-"
@@ -86,6 +87,7 @@ def make_history(
     (the history's pages move its cursor, put back at the end)."""
     if has_history(account) or not agents:
         return 0
+    add_sister_account(account)
     rng = random.Random(seed)
     end = timezone.now().replace(microsecond=0)
     me = finder_name(account.app_id)

@@ -33,6 +33,7 @@ from inbox import bulk
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
 from inbox.reports import facts
+from inbox.viewers.linking import link_sessions
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,7 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
         sessions, missing = _sessions_for(account, letters)
         new_letters = _insert_new_messages(account, sessions, missing, letters, now)
         reopened = _update_sessions(sessions, missing, new_letters, now)
+        link_sessions(missing)
         facts.letters_stored(account.pk, new_letters, reopened)
         quarantined = _quarantine(account, page)
         Account.objects.filter(pk=account.pk).update(

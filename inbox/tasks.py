@@ -125,3 +125,21 @@ def fetch_image_url(message_id: int) -> None:
     except SoftTimeLimitExceeded:
         images.release(message_id, "the upstream took too long to answer")
         log.warning("fetch_image_url: message %s ran past its time limit", message_id)
+
+
+@shared_task(
+    ignore_result=True,
+    # On the "images" queue (CELERY_TASK_ROUTES), bounded like a picture download; one queued
+    # per viewer at a time (inbox.viewers.avatars claims the viewer first).
+    soft_time_limit=settings.IMAGE_FETCH_SECONDS + 10,
+    time_limit=settings.IMAGE_FETCH_SECONDS + 20,
+)
+def fetch_viewer_avatar(viewer_id: int) -> None:
+    """Download a viewer's avatar (contactList's headUrl) and keep our own copy."""
+    from inbox.viewers import avatars
+
+    try:
+        avatars.fetch_avatar(viewer_id)
+    except SoftTimeLimitExceeded:
+        avatars.finish(viewer_id, "the picture took too long to download")
+        log.warning("fetch_viewer_avatar: viewer %s ran past its time limit", viewer_id)

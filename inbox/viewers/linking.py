@@ -38,11 +38,14 @@ def link_sessions(sessions: Iterable[Session]) -> int:
         [Viewer(username=username) for username in usernames], ignore_conflicts=True
     )
     ids = dict(Viewer.objects.filter(username__in=usernames).values_list("username", "pk"))
-    created = ViewerSession.objects.bulk_create(
+    # bulk_create hands back every row it was given, conflicting or not: count the links.
+    links = ViewerSession.objects.filter(session_id__in=[pk for _, pk in pairs])
+    before = links.count()
+    ViewerSession.objects.bulk_create(
         [ViewerSession(session_id=pk, viewer_id=ids[username]) for username, pk in pairs],
         ignore_conflicts=True,
     )
-    return len(created)
+    return links.count() - before
 
 
 def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:

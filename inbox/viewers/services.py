@@ -15,10 +15,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from inbox.labels.models import Label
+from inbox.labels.services import usable_labels
 from inbox.models import Message, Session
 from inbox.viewers import avatars
 from inbox.viewers.linking import link_sessions
-from inbox.viewers.models import Viewer, ViewerNote, ViewerSession
+from inbox.viewers.models import Viewer, ViewerLabel, ViewerNote, ViewerSession
 
 # One person writes to a company's few accounts, a few conversations each at most; a cap keeps
 # the panel one bounded query even for a peer that is really a bot.
@@ -34,6 +36,7 @@ class Profile:
     # first_letter_at and last_letter_at (the viewer's own letters, not replies).
     conversations: list[Session]
     notes: list[ViewerNote] = field(default_factory=list)
+    labels: list[Label] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -75,7 +78,8 @@ def viewer_of(session: Session) -> Viewer | None:
 
 def profile(user: AbstractBaseUser, session: Session) -> Profile | None:
     """The panel of `session`'s viewer as `user` may see it: four queries (viewer,
-    conversations, notes; a download queued at most once a day)."""
+    conversations, notes, labels), and a fifth when the viewer still needs a picture (a
+    download claimed at most once a day)."""
     viewer = viewer_of(session)
     if viewer is None:
         return None
@@ -87,7 +91,11 @@ def profile(user: AbstractBaseUser, session: Session) -> Profile | None:
     if avatars.wants_avatar(viewer):
         avatars.request_avatar(viewer)
     return Profile(
-        viewer=viewer, session=session, conversations=conversations, notes=notes_of(viewer)
+        viewer=viewer,
+        session=session,
+        conversations=conversations,
+        notes=notes_of(viewer),
+        labels=labels_of(viewer),
     )
 
 
@@ -140,3 +148,26 @@ def edit_note(note: ViewerNote, editor: AbstractBaseUser, text: str) -> bool:
 
 def delete_note(note: ViewerNote) -> None:
     note.delete()
+
+
+def labels_of(viewer: Viewer) -> list[Label]:
+    return list(Label.objects.filter(viewer_links__viewer=viewer))
+
+
+def usable_viewer_labels(user: AbstractBaseUser, session: Session) -> QuerySet[Label]:
+    """What `user` may put on the viewer from this conversation: the labels of its account."""
+    return usable_labels(user, session.account_id)
+
+
+def label_viewer(viewer: Viewer, label: Label, actor: AbstractBaseUser) -> bool:
+    """Put `label` on the viewer; False when it was there already."""
+    _, created = ViewerLabel.objects.get_or_create(
+        viewer=viewer, label=label, defaults={"added_by": actor}
+    )
+    return created
+
+
+def unlabel_viewer(viewer: Viewer, label: Label) -> bool:
+    """Take `label` off the viewer; False when it was not there."""
+    deleted, _ = ViewerLabel.objects.filter(viewer=viewer, label=label).delete()
+    return bool(deleted)
