@@ -228,9 +228,7 @@ def test_a_bad_note_is_refused_with_the_reason(member_client, wang_session, text
     assert not ViewerNote.objects.exists()
 
 
-def test_a_note_cannot_be_written_through_a_session_one_is_not_in(
-    client, outsider, wang_session
-):
+def test_a_note_cannot_be_written_through_a_session_one_is_not_in(client, outsider, wang_session):
     client.force_login(outsider)
     response = client.post(note_url(wang_session), {"text": "hi"}, headers=HX)
     assert response.status_code == 404
@@ -318,9 +316,7 @@ def test_another_accounts_label_cannot_go_on_the_viewer(member_client, wang_sess
     assert not ViewerLabel.objects.exists()
 
 
-def test_labels_cannot_be_changed_through_a_session_one_is_not_in(
-    client, outsider, wang_session
-):
+def test_labels_cannot_be_changed_through_a_session_one_is_not_in(client, outsider, wang_session):
     shared = Label.objects.create(name="Shared")
     client.force_login(outsider)
     url = reverse("inbox:viewer_change_label", args=[wang_session.pk])
@@ -400,9 +396,7 @@ def test_opening_the_panel_asks_for_the_avatar_once(
     assert queued == [viewer.pk]
 
 
-def test_avatar_looked_up_through_contact_list_when_its_address_is_unknown(
-    wang_session, synced
-):
+def test_avatar_looked_up_through_contact_list_when_its_address_is_unknown(wang_session, synced):
     Account.objects.filter(pk=synced.pk).update(own_username=wang_session.my_username)
     viewer = Viewer.objects.get(username=WANG.username)
     assert avatars.fetch_avatar(viewer.pk)
