@@ -37,6 +37,7 @@ from accounts.client import VideosApiError
 from accounts.models import Account, AuditEvent
 from inbox.models import Message, Session
 from inbox.tasks import sync_account
+from inbox.team.admin import AgentCapInline, AssignmentPolicyInline
 
 # Checking a connection calls the upstream while the operator waits: a few accounts at a time.
 MAX_CONNECTION_CHECKS = 10
@@ -191,6 +192,7 @@ class AccountAdmin(AccountScopedAdmin):
     search_fields = ["name", "app_id", "own_username", "nickname"]
     filter_horizontal = ["members"]
     actions = ["sync_now", "pause_sync", "resume_sync", "reset_cursor", "check_connection"]
+    inlines = [AssignmentPolicyInline, AgentCapInline]
     readonly_fields = [
         "paused_reason",
         "outage_since",

@@ -30,6 +30,7 @@ from inbox import queue
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_item
 from inbox.reports import facts
+from inbox.suggestions import pairing
 from inbox.sync import (
     ECHO_FIELDS,
     STUCK_SEND_AFTER,
@@ -37,6 +38,7 @@ from inbox.sync import (
     message_from_letter,
     preview_of,
 )
+from inbox.team import events as team_events
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +300,7 @@ def add_note(
             client_token=client_token,
         )
         _bump(session)
+        team_events.note_added(note, author)
         return note
 
     return _create_once(session, client_token, create)
@@ -346,6 +349,7 @@ def assign(session: Session, assignee: AbstractBaseUser | None, actor: AbstractB
             _activity(session, actor, Message.Activity.UNASSIGNED)
         else:
             _activity(session, actor, Message.Activity.ASSIGNED, target=assignee)
+            team_events.assigned(session, assignee, actor)
     return True
 
 
@@ -414,6 +418,7 @@ def _outgoing(
 def _queue_reply(reply: Message) -> Message:
     """Save a composed reply, make it the session's newest letter, send it after commit."""
     reply.save()
+    pairing.pair_reply(reply)  # suggested replies learn from it (inbox/suggestions/pairing.py)
     _touch_session(session=reply.session, reply=reply)
     queue.send_reply_later(reply.pk)
     return reply
@@ -572,7 +577,14 @@ def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
         due = list(
             Session.objects.select_for_update()
             .filter(status=Session.Status.SNOOZED, snoozed_until__lte=now)
-            .only("pk", "account_id")
+            .only(
+                "pk",
+                "account_id",
+                "assignee_id",
+                "msg_session_id",
+                "peer_username",
+                "peer_nickname",
+            )
         )
         Session.objects.filter(pk__in=[session.pk for session in due]).update(
             status=Session.Status.OPEN, snoozed_until=None, updated_at=now
@@ -582,4 +594,5 @@ def reopen_due_snoozed_sessions(now: datetime | None = None) -> int:
                 [Message.activity_line(session, Message.Activity.OPENED, at=now) for session in due]
             )
         )
+        team_events.snoozes_ended(due)
     return len(due)

@@ -33,6 +33,8 @@ from inbox import bulk
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
 from inbox.reports import facts
+from inbox.suggestions import pairing
+from inbox.team import events as team_events
 from inbox.viewers.linking import link_sessions
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,8 @@ def sync_account(
         finally:
             if own_client:
                 client.close()
+        if result.new_messages:
+            pairing.pair_new_answers(account.pk)  # suggested replies learn the phone's answers
         record_success(account)
     log.info("synced account %s: %s", account.pk, result.summary())
     return result
@@ -207,6 +211,7 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
         reopened = _update_sessions(sessions, missing, new_letters, now)
         link_sessions(missing)
         facts.letters_stored(account.pk, new_letters, reopened)
+        team_events.letters_stored(account.pk, new_letters, missing, reopened)
         quarantined = _quarantine(account, page)
         Account.objects.filter(pk=account.pk).update(
             key_buff=page.key_buff, sync_lease_until=now + _lease_length()
@@ -500,7 +505,7 @@ def letter_values(letter: Letter) -> dict[str, Any]:
         "is_sender": letter.is_sender,
         "content": letter.content,
         "created_at": letter.created_at,
-        "image_meta": letter.image.to_dict() if letter.image else None,
+        "image_meta": letter.image_meta,
         "title": letter.title,
         "app_type": letter.app_type,
         **_upstream_values(letter),
