@@ -12,8 +12,10 @@
   var root = document.documentElement;
   var phone = window.matchMedia("(max-width: 760px)");
 
+  /* Until the user chooses, open only where the thread keeps its room beside it. */
   function stored() {
-    try { return window.localStorage.getItem(KEY) || "open"; } catch (e) { return "open"; }
+    var fallback = window.matchMedia("(min-width: 1440px)").matches ? "open" : "closed";
+    try { return window.localStorage.getItem(KEY) || fallback; } catch (e) { return fallback; }
   }
 
   function store(state) {
