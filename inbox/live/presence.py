@@ -64,6 +64,17 @@ def _typing_key(session_id: int) -> str:
 
 
 @dataclass(frozen=True)
+class Beat:
+    """What a heartbeat found: the others in the conversation, whether this heartbeat changed
+    what they see (the tab just opened it, or started or stopped typing: the caller tells them
+    at once), and whether it brought the agent online (no tab of theirs was open)."""
+
+    others: list[Viewer]
+    changed: bool
+    came_online: bool
+
+
+@dataclass(frozen=True)
 class Viewer:
     """Someone else with a conversation open."""
 
@@ -80,17 +91,15 @@ def heartbeat(
     active: bool,
     session_id: int | None = None,
     typing: bool = False,
-) -> tuple[list[Viewer], bool]:
+) -> Beat:
     """One tab is open (and, with `session_id`, showing that conversation; `typing` in its
     composer). `active`: the person did something since the tab's last heartbeat.
-
-    Returns the others viewing the conversation, and whether this heartbeat changed what they
-    see (this tab just opened it, or started or stopped typing): the caller tells them at once.
-    Two round trips to the store, no database query."""
+    Two round trips to the store (a read, then the writes), no database query."""
     now = clock()
-    before: list[dict[str, float]] = []
+    keys = [_tabs_key(user_id)]
     if session_id is not None:
-        before = get_store().alive([_viewing_key(session_id), _typing_key(session_id)], now)
+        keys += [_viewing_key(session_id), _typing_key(session_id)]
+    tabs, *before = get_store().alive(keys, now)
     view_seconds = settings.LIVE_VIEW_SECONDS
     batch = Batch().touch(_tabs_key(user_id), tab, now + settings.LIVE_TAB_SECONDS)
     if active:
@@ -109,7 +118,7 @@ def heartbeat(
         changed = me not in viewing or was_typing != typing
         viewers = _viewers(viewing, typists, exclude=user_id)
     get_store().write(batch)
-    return viewers, changed
+    return Beat(viewers, changed, came_online=not tabs)
 
 
 def viewers(session_id: int, *, exclude: int | None = None) -> list[Viewer]:

@@ -222,5 +222,5 @@ def get_store() -> RedisStore | MemoryStore:
 
 
 def forget_store_on_setting_change(setting: str, **kwargs: Any) -> None:
-    if setting.startswith("LIVE_"):
+    if setting == "LIVE_REDIS_URL":
         get_store.cache_clear()

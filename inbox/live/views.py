@@ -43,7 +43,7 @@ def heartbeat(request: HttpRequest) -> HttpResponse:
         if request.user.pk != claims.user_id or not _may_view(request, claims.session_id):
             return HttpResponseForbidden("sign in again")
         renewed = tokens.issue(request, request.user, claims.session_id)
-    others, changed = presence.heartbeat(
+    beat = presence.heartbeat(
         claims.user_id,
         claims.name,
         data["tab"],
@@ -51,18 +51,29 @@ def heartbeat(request: HttpRequest) -> HttpResponse:
         session_id=claims.session_id,
         typing=data["typing"],
     )
-    if changed and others:
+    if beat.changed and beat.others:
         # They see this tab arrive or start typing at once, not at their next heartbeat.
         publish.to_users(
-            [other.user_id for other in others], "viewers", {"session": claims.session_id}
+            [other.user_id for other in beat.others], "viewers", {"session": claims.session_id}
         )
+    if beat.came_online:
+        _agent_available(claims.user_id)
     if claims.session_id is None:
         response = HttpResponse(status=204)
     else:
-        response = HttpResponse(viewers_line(others))
+        response = HttpResponse(viewers_line(beat.others))
     if renewed:
         response["X-Live-Token"] = renewed
     return response
+
+
+def _agent_available(user_id: int) -> None:
+    """Auto-assignment (inbox.team) hands waiting conversations to agents as they come online."""
+    try:
+        from inbox.team.assignment import agent_available
+    except ImportError:  # the team app is not installed: nothing waits for anyone
+        return
+    agent_available(user_id)
 
 
 def _may_view(request: HttpRequest, session_id: int | None) -> bool:
@@ -114,6 +125,8 @@ def set_status(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest(_("Choose online, busy or away."))
     presence.set_status(request.user.pk, form.cleaned_data["status"])
+    if form.cleaned_data["status"] == presence.ONLINE:
+        _agent_available(request.user.pk)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("inbox:index")

@@ -8,9 +8,15 @@ import os
 import uuid
 
 import pytest
+from django.contrib.auth.models import User
 
+from accounts.models import Account
+from accounts.sandbox import PEERS
 from inbox.live import presence
 from inbox.live.store import get_store
+from inbox.models import Session
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 class Clock:
@@ -45,3 +51,17 @@ def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(presence, "clock", clock)
     return clock
+
+
+@pytest.fixture
+def colleague(synced: Account) -> User:
+    """王芳, another member of the synced account."""
+    user = User.objects.create_user("wang.fang", password="pw", first_name="王芳")
+    synced.members.add(user)
+    return user
+
+
+@pytest.fixture
+def session(synced) -> Session:
+    """王小明's conversation: letters both ways."""
+    return Session.objects.get(peer_username=PEERS[1].username)

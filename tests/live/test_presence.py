@@ -11,7 +11,8 @@ pytestmark = pytest.mark.usefixtures("live_store")
 
 
 def beat(user_id: int, tab: str = "t1", *, active: bool = True, **kwargs):
-    return presence.heartbeat(user_id, f"user {user_id}", tab, active=active, **kwargs)
+    beat = presence.heartbeat(user_id, f"user {user_id}", tab, active=active, **kwargs)
+    return beat.others, beat.changed
 
 
 def test_nobody_with_a_tab_open_is_offline(clock):
@@ -126,3 +127,11 @@ def test_typists_come_first(clock):
     beat(2, session_id=7, typing=True)
     assert [viewer.user_id for viewer in presence.viewers(7)] == [2, 1]
     assert [viewer.user_id for viewer in presence.viewers(7, exclude=2)] == [1]
+
+
+def test_a_heartbeat_says_when_it_brought_the_agent_online(clock, settings):
+    settings.LIVE_TAB_SECONDS = 45
+    assert presence.heartbeat(1, "user 1", "tab-a", active=True).came_online
+    assert not presence.heartbeat(1, "user 1", "tab-b", active=True).came_online
+    clock.advance(60)
+    assert presence.heartbeat(1, "user 1", "tab-a", active=True).came_online

@@ -50,4 +50,3 @@ def with_availability(members) -> list[tuple]:
     members = list(members)
     states = presence.availability(member.pk for member in members)
     return [(member, presence.LABELS[states[member.pk]], states[member.pk]) for member in members]
-
