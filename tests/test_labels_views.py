@@ -9,6 +9,8 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -260,3 +262,27 @@ def test_a_hostile_label_name_is_text_everywhere(member_client, member, session,
         html = response.content.decode()
         assert HOSTILE not in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_chips_and_counts_cost_the_same_queries_for_one_label_as_for_many(
+    member_client, member, synced, labels
+):
+    index = reverse("inbox:index")
+    member_client.get(index, **HTMX)
+    with CaptureQueriesContext(connection) as bare:
+        member_client.get(index, **HTMX)
+    sessions = list(Session.objects.filter(account=synced))
+    services.add_label(member, sessions, labels["shared"])
+    services.add_label(member, sessions, labels["own"])
+    for n in range(10):
+        services.add_label(member, sessions, Label.objects.create(name=f"标签{n}"))
+    with CaptureQueriesContext(connection) as labelled:
+        html = member_client.get(index, **HTMX).content.decode()
+    assert len(labelled) == len(bare)
+    assert html.count("label-chip") >= 12 * len(sessions)
+    # Load-more, the thread and its poll read chips with their sessions: no query of their own.
+    thread = sessions[0].get_absolute_url()
+    member_client.get(thread, **HTMX)
+    with CaptureQueriesContext(connection) as opened:
+        member_client.get(thread, **HTMX)
+    assert not any("labels_" in q["sql"] and "inbox_session" not in q["sql"] for q in opened)

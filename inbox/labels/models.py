@@ -9,6 +9,7 @@ inline styles). The open conversations per label and account are counted by data
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -82,6 +83,17 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """An account's label may not share its name with a shared one (the picker would offer
+        both), nor a shared label with any account's."""
+        clashes = Label.objects.exclude(pk=self.pk).filter(name__iexact=self.name)
+        if self.account_id is not None:
+            clashes = clashes.filter(account__isnull=True)
+        if clashes.exists():
+            raise ValidationError(
+                {"name": _("A label of this name exists already (names ignore case).")}
+            )
 
 
 class SessionLabel(models.Model):
