@@ -239,6 +239,35 @@ PROBES: list[Probe] = [
     ),
 ]
 
+
+
+def _viewer_panels(sessions: list[Session]) -> list[Call]:
+    """The profile panel of these sessions' viewers, after making sure the data set has its
+    viewers (idempotent: rebuild_viewers links only what is not linked yet; a data set built
+    before the viewers app has none), a few notes on each probed viewer, and no avatar download
+    to queue (the set's peers have no pictures: marked as tried, as a day-old failure is)."""
+    from inbox.viewers import linking
+    from inbox.viewers.models import Viewer, ViewerNote
+
+    linking.rebuild_viewers()
+    viewers = Viewer.objects.filter(links__session__in=sessions)
+    viewers.filter(avatar_fetched_at__isnull=True).update(
+        avatar_fetched_at=timezone.now(), avatar_error="benchmark data set: no pictures"
+    )
+    author = get_user_model().objects.get(username=TIMING_AGENT)
+    for viewer in viewers.exclude(notes__isnull=False):
+        ViewerNote.objects.bulk_create(
+            ViewerNote(viewer=viewer, author=author, text=f"benchmark note {number}")
+            for number in range(3)
+        )
+    return [Call(f"/sessions/{session.pk}/viewer/", htmx=True) for session in sessions]
+
+
+PROBES += [
+    Probe("viewer panel (HX), 11-letter sessions", lambda t: _viewer_panels(t.small)),
+    Probe("viewer panel (HX), biggest session", lambda t: _viewer_panels([t.big])),
+]
+
 SEARCHES = [
     ("货", "1 character, common"),
     ("鑫", "1 character, rare"),
