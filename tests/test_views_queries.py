@@ -92,8 +92,9 @@ def test_queries_do_not_grow_with_rows(member_client, account, sandbox):
     many = requests(member_client)
     assert many == few
     # And they stay small: sign-in session and user, plus a handful (a thread's header adds
-    # one for the assignee menu's members, the sidebar one for the labels and their counts).
-    assert max(few.values()) <= 11, few
+    # one for the assignee menu's members, the sidebar one for the labels and their counts and
+    # one for the saved views with theirs).
+    assert max(few.values()) <= 12, few
 
 
 def test_pages_stay_within_their_budget(
@@ -101,9 +102,9 @@ def test_pages_stay_within_their_budget(
 ):
     grow(sandbox, account, 50)
     busy = Session.objects.get(peer_username=BUSY.username)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         member_client.get(reverse("inbox:index"))
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(12):
         member_client.get(busy.get_absolute_url())
     with django_assert_max_num_queries(5):
         member_client.get(reverse("inbox:search"), {"q": "你好"}, HTTP_HX_REQUEST="true")
@@ -117,18 +118,19 @@ def test_the_list_reads_its_counts_with_the_accounts_and_load_more_reads_none(
     first = member_client.get(index)
     assert first.context["next_cursor"]
     # Sign-in session and user, the accounts with their counter sums, one page of rows (with
-    # its label chips), the labels with their open counts.
-    with django_assert_num_queries(5):
+    # its label chips), the labels with their open counts, the saved views with their counts
+    # (summed from the counters in the same query).
+    with django_assert_num_queries(6):
         member_client.get(index, {"view": "unread"}, HTTP_HX_REQUEST="true")
     # Load-more shows no counts: the accounts (for visibility) and the page.
     with django_assert_num_queries(4) as captured:
         member_client.get(index, {"before": first.context["next_cursor"]}, HTTP_HX_REQUEST="true")
     assert not any("inbox_sessioncounter" in query["sql"] for query in captured)
     # A poll with news reads the counters, never the sessions, for its counts (the sidebar's
-    # labels too: one query).
-    with django_assert_num_queries(5) as captured:
+    # labels too: one query; the saved views another, summing the same counters).
+    with django_assert_num_queries(6) as captured:
         member_client.get(reverse("inbox:sessions_poll"), {"since": "0"})
-    assert sum("inbox_sessioncounter" in query["sql"] for query in captured) == 1
+    assert sum("inbox_sessioncounter" in query["sql"] for query in captured) == 2
     assert not any(
         "SUM" in query["sql"] and '"inbox_session"' in query["sql"] for query in captured
     )
