@@ -20,10 +20,9 @@ from django.utils import timezone
 from django.utils.dateformat import DateFormat, re_escaped, re_formatchars
 from django.utils.formats import date_format, get_format
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
-from inbox import images
 from inbox.models import Message
 from inbox.pictures.services import pictures_of
 from inbox.share_cards import LINK, LIVE, MINI_PROGRAM, VIDEO, ShareCard
@@ -142,10 +141,6 @@ def _words(language: str | None) -> dict[str, str]:
         "open_picture": _("Open the picture"),
         "loading_preview": _("Loading the preview…"),
         "preview_failed": _("No preview:"),
-        "picture_expired": _(
-            "This picture was deleted after %(days)d days without being viewed. Load it again "
-            "from the device:"
-        ),
     }
     return {key: escape(value) for key, value in words.items()}
 
@@ -415,10 +410,7 @@ def render_image_card(
     parts.append("</div>")
     if not full:
         if pictures.expired and not shown:
-            days = settings.PICTURES_RETENTION_DAYS
-            parts.append(
-                f'<p class="image-expired">{words["picture_expired"] % {"days": days}}</p>'
-            )
+            parts.append(f'<p class="image-expired">{_expired_words()}</p>')
         elif pictures.thumb_error and not shown and not message.image_error:
             parts.append(
                 f'<p class="image-error">{words["preview_failed"]} '
@@ -446,6 +438,18 @@ def render_image_card(
             )
     parts.append("</div>")
     return mark_safe("".join(parts))
+
+
+def _expired_words() -> str:
+    days = settings.PICTURES_RETENTION_DAYS
+    words = ngettext(
+        "This picture was deleted after %(days)d day without being viewed. Load it again from "
+        "the device:",
+        "This picture was deleted after %(days)d days without being viewed. Load it again from "
+        "the device:",
+        days,
+    )
+    return escape(words % {"days": days})
 
 
 def _image_sizes(image, words: dict[str, str]) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -120,7 +120,10 @@ def show_pictures(
             for message in letters
             if message.content and _wants_thumbnail(links.get((message.pk, Kind.THUMB)), now, retry)
         ]
-        queue_thumbnails(queue_for, wanted, retry=retry)
+        queued = set(queue_thumbnails(queue_for, wanted, retry=retry))
+        for message in wanted:
+            if message.pk in queued:
+                message.pictures = replace(message.pictures, thumb_pending=True, thumb_error="")
 
 
 def pictures_of(message: Message) -> LetterPictures:
