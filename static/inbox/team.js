@@ -186,6 +186,7 @@
     var text = form.querySelector("textarea[name=text]");
     var found = isNote(form) && form.dataset.mentionUrl ? mentionAt(text) : null;
     if (!found) { closeMentions(form); return; }
+    narrowMentions(form, found.query);
     loadMembers(form, found.query).then(function (members) {
       var now = mentionAt(text);
       if (!now || now.query !== found.query) { return; }
@@ -198,6 +199,7 @@
         option.id = menu.id + "-" + index;
         option.setAttribute("role", "option");
         option.dataset.username = member.username;
+        option.dataset.match = (member.username + " " + member.name).toLowerCase();
         var name = document.createElement("span");
         name.className = "mention-name";
         name.textContent = member.name;
@@ -211,6 +213,17 @@
       menu.hidden = false;
       activate(form, 0);
     });
+  }
+
+  // While the server is asked about the longer name typed, the list already shown keeps only
+  // who still matches, so Enter never picks someone the text no longer names.
+  function narrowMentions(form, query) {
+    if (!mentionsOpen(form)) { return; }
+    var needle = query.toLowerCase();
+    options(form).forEach(function (option) {
+      if (option.dataset.match.indexOf(needle) < 0) { option.remove(); }
+    });
+    if (!options(form).length) { closeMentions(form); } else if (active(form) < 0) { activate(form, 0); }
   }
 
   function options(form) { return $$(".mention-option", menuOf(form)); }
