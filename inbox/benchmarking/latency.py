@@ -43,6 +43,15 @@ class Call:
     path: str
     htmx: bool = False
     expect: int = 200
+    # A POST's form fields (a bulk action); None for a GET.
+    data: dict | None = None
+
+
+def _send(client: Client, call: Call):
+    headers = {"HX-Request": "true"} if call.htmx else {}
+    if call.data is not None:
+        return client.post(call.path, call.data, headers=headers)
+    return client.get(call.path, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -268,6 +277,82 @@ PROBES += [
     Probe("viewer panel (HX), biggest session", lambda t: _viewer_panels([t.big])),
 ]
 
+
+
+def _label_lists(pick: str, page: int | None = None) -> Callable[[Targets], list[Call]]:
+    """The list filtered by the benchmark's common (~30%) or rare (~0.5%) label, its first page
+    or a load-more at `page`; the labels are put on the data set first (idempotent, untimed)."""
+    from inbox.benchmarking import labels
+
+    def calls(t: Targets) -> list[Call]:
+        label = getattr(labels.ensure_labels(), pick)
+        if page is None:
+            return [_list({"label": label.pk})]
+        return [_list({"label": label.pk, "before": labels.cursor_at(label, t.user, page)})]
+
+    return calls
+
+
+def _label_picker(t: Targets) -> list[Call]:
+    from inbox.benchmarking import labels
+
+    labels.ensure_labels()
+    return [Call(f"/sessions/{s.pk}/labels/", htmx=True) for s in t.small]
+
+
+PROBES += [
+    Probe("label filter, common label", _label_lists("common")),
+    Probe("label filter, rare label", _label_lists("rare")),
+    Probe("label filter load more, common label, page 200", _label_lists("common", 200)),
+    Probe("label filter load more, rare label, last page", _label_lists("rare", 1000)),
+    Probe("label picker (HX)", _label_picker),
+]
+
+
+def _bulk_resolve(t: Targets) -> list[Call]:
+    """Resolve the first 50 rows of the All list in one bulk action (reopened, untimed, before
+    each call by _reopen_bulk, so that every call changes all 50)."""
+    rows, _ = browse.session_page(t.user, browse.ListFilter(), t.accounts)
+    ids = [str(session.pk) for session in rows[: browse.SESSION_PAGE]]
+    return [Call("/organize/bulk/", htmx=True, data={"sessions": ids, "action": "resolve"})]
+
+
+def _reopen_bulk(t: Targets, call: Call) -> Call:
+    Session.objects.filter(pk__in=call.data["sessions"]).update(
+        status=Session.Status.OPEN, snoozed_until=None, updated_at=timezone.now()
+    )
+    return call
+
+
+def _list_with_saved_views(t: Targets) -> list[Call]:
+    """The list with 10 saved views in the sidebar (made once, idempotent): personal and
+    shared, by account, status, assignee and unread, and one by label when the set has labels."""
+    from inbox.organize.models import SavedView
+
+    filters = [
+        {"view": "open"},
+        {"view": "open", "assignee": "me"},
+        {"view": "unassigned", "unread": True},
+        {"view": "pending", "shared": True},
+        {"view": "resolved", "account": t.accounts[0]},
+        {"view": "mine", "unread": True, "account": t.accounts[1]},
+        {"view": "snoozed", "shared": True},
+        {"view": "all", "assignee": "none", "account": t.accounts[2]},
+        {"view": "unread", "shared": True},
+        {"view": "all", "assignee": str(t.user.pk)},
+    ]
+    for number, fields in enumerate(filters):
+        SavedView.objects.get_or_create(
+            owner=t.user, name=f"benchmark view {number}", defaults=fields
+        )
+    return [_list()]
+
+
+PROBES += [
+    Probe("bulk resolve, 50 sessions (HX POST)", _bulk_resolve, before=_reopen_bulk),
+    Probe("list fragment, 10 saved views in the sidebar", _list_with_saved_views),
+]
+
 SEARCHES = [
     ("货", "1 character, common"),
     ("鑫", "1 character, rare"),
@@ -314,9 +399,8 @@ def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, 
                 call = calls[number % len(calls)]
                 if probe.before:
                     call = probe.before(targets, call)
-                headers = {"HX-Request": "true"} if call.htmx else {}
                 started = time.perf_counter()
-                response = client.get(call.path, headers=headers)
+                response = _send(client, call)
                 timing.seconds.append(time.perf_counter() - started)
                 _check(probe, call, response)
             if probe.table == "search":
@@ -329,9 +413,8 @@ def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, 
 def _count_queries(client: Client, targets: Targets, probe: Probe, call: Call) -> int:
     if probe.before:
         call = probe.before(targets, call)
-    headers = {"HX-Request": "true"} if call.htmx else {}
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(call.path, headers=headers)
+        response = _send(client, call)
     _check(probe, call, response)
     return len(queries)
 
