@@ -92,7 +92,7 @@ def test_a_page_links_its_new_sessions_in_two_statements(account, make_item):
     with CaptureQueriesContext(connection) as queries:
         store_items(account, items, "page-1")
     writes = [q["sql"] for q in queries if "viewers_" in q["sql"]]
-    assert len(writes) == (2 if connection.vendor == "postgresql" else 5)
+    assert len(writes) == 2
     assert ViewerSession.objects.count() == 7
 
 

@@ -33,19 +33,7 @@ def link_sessions(sessions: Iterable[Session]) -> int:
     usernames = sorted({username for username, _ in pairs})
     if connection.vendor == "postgresql":
         return _link_postgresql(pairs, usernames)
-    # SQLite is in-process: the ORM's statements cost no round trips.
-    Viewer.objects.bulk_create(
-        [Viewer(username=username) for username in usernames], ignore_conflicts=True
-    )
-    ids = dict(Viewer.objects.filter(username__in=usernames).values_list("username", "pk"))
-    # bulk_create hands back every row it was given, conflicting or not: count the links.
-    links = ViewerSession.objects.filter(session_id__in=[pk for _, pk in pairs])
-    before = links.count()
-    ViewerSession.objects.bulk_create(
-        [ViewerSession(session_id=pk, viewer_id=ids[username]) for username, pk in pairs],
-        ignore_conflicts=True,
-    )
-    return links.count() - before
+    return _link_sqlite(pairs, usernames)
 
 
 def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
@@ -68,6 +56,26 @@ def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
             f"JOIN {viewer} AS v ON v.username = p.username "
             "ON CONFLICT (session_id) DO NOTHING",
             [[username for username, _ in pairs], [pk for _, pk in pairs]],
+        )
+        return cursor.rowcount
+
+
+def _link_sqlite(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
+    """The same two statements, each a prepared statement run per row (SQLite is in-process:
+    no round trips to save)."""
+    viewer = connection.ops.quote_name(Viewer._meta.db_table)
+    link = connection.ops.quote_name(ViewerSession._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {viewer} (username, nickname, avatar, avatar_url_seen, avatar_error, "
+            "created_at) VALUES (%s, '', '', '', '', %s) ON CONFLICT (username) DO NOTHING",
+            [(username, now) for username in usernames],
+        )
+        cursor.executemany(
+            f"INSERT INTO {link} (session_id, viewer_id) SELECT %s, id FROM {viewer} "
+            "WHERE username = %s ON CONFLICT (session_id) DO NOTHING",
+            [(pk, username) for username, pk in pairs],
         )
         return cursor.rowcount
 
