@@ -195,3 +195,13 @@ def test_the_assignee_picker_shows_each_members_availability(
 def test_the_events_endpoint_answers_204_under_wsgi(member_client):
     response = member_client.get(reverse("inbox:live:events"))
     assert response.status_code == 204
+
+
+def test_admins_user_list_shows_availability(admin_client, member, colleague):
+    presence.heartbeat(member.pk, "李四", TAB_A, active=True)
+    presence.heartbeat(colleague.pk, "王芳", TAB_B, active=True)
+    presence.set_status(colleague.pk, "busy")
+    html = admin_client.get(reverse("admin:auth_user_changelist")).content.decode()
+    assert '<td class="field-availability">Online</td>' in html
+    assert '<td class="field-availability">Busy</td>' in html
+    assert '<td class="field-availability">Offline</td>' in html  # the admin, no inbox tab
