@@ -94,6 +94,7 @@
     var fy = before.height ? ((focusY === undefined ? before.top + before.height / 2 : focusY) - before.top) / before.height : 0.5;
     var fitted = fittedSize(image, stage);
     zoom = level;
+    stage.classList.toggle("is-zoomed", level > 0 && Boolean(fitted));
     if (level === 0 || !fitted) {
       image.classList.remove("is-zoomed");
       image.style.width = "";
@@ -109,7 +110,6 @@
       stage.scrollLeft += after.left + fx * after.width - anchorX;
       stage.scrollTop += after.top + fy * after.height - anchorY;
     }
-    stage.classList.toggle("is-zoomed", level > 0);
     $("[data-lightbox-zoom='-1']", dialog).disabled = level === 0;
     $("[data-lightbox-zoom='0']", dialog).disabled = level === 0;
     $("[data-lightbox-zoom='1']", dialog).disabled = level === ZOOMS.length - 1;

@@ -35,6 +35,10 @@ def test_sign_in_and_open_a_session(page, live_server, inbox):
     assert session.unread_count == 0
 
 
+def card_id(card) -> str:
+    return card.get_attribute("id").removeprefix("image-")
+
+
 def test_an_image_card_loads_its_picture(page, live_server, inbox, sandbox):
     sign_in(page, live_server)
     open_session(page, "王小明")
@@ -45,7 +49,8 @@ def test_an_image_card_loads_its_picture(page, live_server, inbox, sandbox):
     card.get_by_role("button", name="Load image").click()
     picture = page.locator(".image-card img").first
     expect(picture).to_be_visible()
-    assert picture.get_attribute("src").startswith(sandbox.base_url + "/_sandbox/files/")
+    # Our stored copy (inbox.pictures), never the upstream's file URL.
+    assert picture.get_attribute("src").startswith(f"/messages/{card_id(card)}/picture/")
     # A function, not an expression: Playwright re-evaluates an expression with eval() on each
     # poll, which the Content-Security-Policy refuses.
     page.wait_for_function("() => document.querySelector('.image-card img').naturalWidth > 0")
