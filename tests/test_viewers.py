@@ -414,3 +414,28 @@ def test_linking_on_its_own_makes_viewers_for_a_list_of_sessions(synced):
     sessions = list(Session.objects.filter(account=synced))
     assert linking.link_sessions(sessions) == len([s for s in sessions if s.peer_username])
     assert linking.link_sessions(sessions) == 0
+
+
+# --- the demo -----------------------------------------------------------------------------------
+
+
+def test_the_demo_has_a_viewer_who_wrote_to_both_of_its_shops(db, sandbox, sandbox_server):
+    from accounts.sandbox import DEMO_APP_ID, DEMO_TOKEN, add_sister_account
+    from inbox.sync import sync_account
+    from inbox.viewers.demo import add_sister_account as register_sister
+
+    sandbox.add_account(DEMO_APP_ID, DEMO_TOKEN)
+    add_sister_account(sandbox)
+    demo = Account.objects.create(
+        name="Sandbox shop", app_id=DEMO_APP_ID, token=DEMO_TOKEN, base_url=sandbox_server.base_url
+    )
+    agent = get_user_model().objects.create_user("demo-agent")
+    demo.members.add(agent)
+    sister = register_sister(demo)
+    assert register_sister(demo) == sister  # once
+    assert list(sister.members.all()) == [agent]
+    sync_account(demo)
+    sync_account(sister)
+    viewer = Viewer.objects.get(username=WANG.username)
+    assert {link.session.account for link in viewer.links.all()} == {demo, sister}
+    assert register_sister(sister) is None  # only the demo's own shop has a sister
