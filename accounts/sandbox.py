@@ -4,8 +4,9 @@ It behaves like the service as documented in ../shared/upstream: every call is a
 `VideosApi-token` header and a JSON body with `appId`; answers are `{ret, msg, data}` envelopes,
 failures `ret: 500` with the service's own wording. For each account it keeps a log of private
 letters: the service's own example page first (served verbatim), then a scripted conversation in
-Chinese (text, images, app messages, notices, unknown types), then whatever is added later: letters
-generated every few seconds (`live_interval`), letters added through `add_letter()` or
+Chinese (text, images, app messages with a shared Channels video among them, notices, unknown
+types), then whatever is added later: letters generated every few seconds (`live_interval`; now
+and then a shared Channels live or video), letters added through `add_letter()` or
 `POST /_sandbox/letters`, and echoes of letters sent with postPrivateLetter. `keyBuff` is a
 position in that log, so an old keyBuff re-delivers what came after it, as upstream does.
 
@@ -221,7 +222,6 @@ SCRIPT: list[tuple[int, int, int, Any]] = [
         finder_feed_xml("spring", desc="Spring collection 春季新品", nickname="沙盒小店"),
     ),
     (3, 0, 1, "直播间说的优惠券在哪里领？"),
-    (3, 0, 49, finder_live_xml("coupons", desc="今晚8点 福利直播 🎁", nickname="沙盒小店")),
     (3, 0, 34, '<msg><voicemsg voicelength="3200" length="5120" /></msg>'),
     (3, 0, 47, '<msg><emoji md5="0d1a5c" len="2048" /></msg>'),
     (3, 1, 1, "优惠券在直播间右下角的「福利」里～"),
@@ -244,6 +244,16 @@ LIVE_TEXTS = [
     "Is there a discount for two?",
     "直播什么时候开始？",
 ]
+
+
+def running_share(n: int) -> str:
+    """The XML of the nth letter the sandbox makes up while it runs, when that is a share: a
+    Channels live or video of the shop's, taking turns."""
+    if n % 12 == 4:
+        return finder_live_xml(f"live-{n}", desc="今晚8点 福利直播 🎁", nickname="沙盒小店")
+    return finder_feed_xml(
+        f"live-{n}", desc=f"新品试穿 {n}", nickname="沙盒小店", width=1280, height=720
+    )
 
 
 def letter_item(
@@ -518,6 +528,8 @@ class SandboxState:
             peer = PEERS[n % len(PEERS)]
             if n % 7 == 6:
                 self._append_scripted(account, peer, 0, 3, (f"live-{n}", 120, 160))
+            elif n % 12 in (4, 10):
+                self._append_scripted(account, peer, 0, 49, running_share(n))
             else:
                 self._append(
                     account,

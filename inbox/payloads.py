@@ -22,6 +22,8 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_xml_safely
 
+from inbox.share_cards import ShareCard, read_share_card
+
 UINT64_MAX = 2**64 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -107,7 +109,18 @@ class Letter:
     image: ImageMeta | None = None
     title: str = ""
     app_type: int | None = None
+    card: ShareCard | None = None
     parse_error: str = ""
+
+    @property
+    def image_meta(self) -> dict[str, Any] | None:
+        """What Message.image_meta stores: an image's CDN metadata, or an app message's share
+        card under "card" (inbox.share_cards; Message.image reads no image data from it)."""
+        if self.image:
+            return self.image.to_dict()
+        if self.card:
+            return {"card": self.card.to_dict()}
+        return None
 
     @property
     def peer_username(self) -> str:
@@ -226,8 +239,8 @@ def parse_item(item: Any, *, received_at: datetime | None = None) -> Letter | Qu
     created_at = _create_time(msg.get("CreateTime"), errors) or received_at or datetime.now(UTC)
     text = _wrapped_string(msg.get("Content"), "Content", errors)
 
-    image = None
-    title, app_type = "", None
+    image = card = None
+    app_type = None
     if msg_type == IMAGE:
         try:
             image = parse_image_xml(text)
@@ -235,9 +248,11 @@ def parse_item(item: Any, *, received_at: datetime | None = None) -> Letter | Qu
             errors.append(f"image XML: {exc}")
     elif msg_type == APP and text:
         try:
-            title, app_type = parse_app_xml(text)
+            card, app_type, notes = parse_app_xml(text)
         except ValueError as exc:
             errors.append(f"app message XML: {exc}")
+        else:
+            errors.extend(f"app message XML: {note}" for note in notes)
 
     return Letter(
         new_msg_id=new_msg_id,
@@ -272,8 +287,9 @@ def parse_item(item: Any, *, received_at: datetime | None = None) -> Letter | Qu
         upstream_status=_int(msg.get("Status"), "Status", errors, INT32_MIN, INT32_MAX),
         img_status=_int(msg.get("ImgStatus"), "ImgStatus", errors, INT32_MIN, INT32_MAX),
         image=image,
-        title=title[:TITLE_LENGTH],
+        title=card.title[:TITLE_LENGTH] if card else "",
         app_type=app_type,
+        card=card,
         parse_error="; ".join(errors),
     )
 
@@ -305,14 +321,13 @@ def parse_image_xml(xml: str) -> ImageMeta:
     )
 
 
-def parse_app_xml(xml: str) -> tuple[str, int | None]:
-    """MsgType 49 content → (title, appmsg type). Raises ValueError like parse_image_xml."""
+def parse_app_xml(xml: str) -> tuple[ShareCard, int | None, list[str]]:
+    """MsgType 49 content → (its share card, the appmsg type, notes on values of the wrong
+    type; see inbox.share_cards). Raises ValueError like parse_image_xml."""
     appmsg = _parse_xml(xml).find("appmsg")
     if appmsg is None:
         raise ValueError("no <appmsg> element")
-    title = (appmsg.findtext("title") or "").strip()
-    app_type = (appmsg.findtext("type") or "").strip()
-    return title, int(app_type) if _DIGITS.fullmatch(app_type) and len(app_type) < 10 else None
+    return read_share_card(appmsg)
 
 
 def _parse_xml(xml: str):

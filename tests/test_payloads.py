@@ -371,10 +371,12 @@ def test_a_new_msg_id_of_non_ascii_digits_is_quarantined_not_raised(make_item, v
 
 def test_image_and_app_numbers_of_non_ascii_digits_are_left_unknown(make_item):
     image = parse_image_xml('<msg><img cdnthumbwidth="²" cdnthumbheight="١٢" length="12" /></msg>')
-    title, app_type = parse_app_xml("<msg><appmsg><title>t</title><type>²</type></appmsg></msg>")
+    card, app_type, _notes = parse_app_xml(
+        "<msg><appmsg><title>t</title><type>²</type></appmsg></msg>"
+    )
 
     assert (image.thumb_width, image.thumb_height, image.length) == (None, None, 12)
-    assert (title, app_type) == ("t", None)
+    assert (card.title, app_type) == ("t", None)
 
 
 def test_a_page_is_never_stopped_by_an_item_the_parser_trips_on(make_item):
