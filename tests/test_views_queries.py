@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.sandbox import Peer
+from accounts.sandbox import IMAGE_XML, Peer
 from inbox.models import Message, Session
 from inbox.sync import sync_account
 from tests.conftest import SANDBOX_APP_ID
@@ -24,7 +24,14 @@ def grow(sandbox, account, total: int) -> None:
         sandbox.add_letter(SANDBOX_APP_ID, f"你好 {n}", peer=Peer(f"v2_p{n}@finder", f"客人{n}"))
     busy = Message.objects.filter(session__peer_username=BUSY.username).count()
     for n in range(busy, total):
-        sandbox.add_letter(SANDBOX_APP_ID, f"你好，第 {n} 个问题", peer=BUSY)
+        if n % 4 == 1:  # image letters: their stored pictures are read in one query per page
+            xml = IMAGE_XML.format(
+                key=f"{n:032d}", url=f"3057{n}", width=120, height=90, thumb_length=900,
+                length=21600, hd_length=54000, md5=f"{n:032d}",
+            )  # fmt: skip
+            sandbox.add_letter(SANDBOX_APP_ID, xml, peer=BUSY, msg_type=3)
+        else:
+            sandbox.add_letter(SANDBOX_APP_ID, f"你好，第 {n} 个问题", peer=BUSY)
     sync_account(account)
     # Some of the busy session's letters are notes by staff, to render authors too.
     busy_session = Session.objects.get(peer_username=BUSY.username)
@@ -93,7 +100,8 @@ def test_queries_do_not_grow_with_rows(member_client, account, sandbox):
     assert many == few
     # And they stay small: sign-in session and user, plus a handful (a thread's header adds
     # one for the assignee menu's members, the sidebar one for the labels and their counts and
-    # one for the saved views with theirs).
+    # one for the saved views with theirs, a page with image letters one for their stored
+    # pictures).
     assert max(few.values()) <= 12, few
 
 
