@@ -116,7 +116,7 @@ def _words(language: str | None) -> dict[str, str]:
         "shared_live": _("shared a Channels live"),
         "shared_mini_program": _("shared a mini program"),
         "shared_link": _("shared a link"),
-        "live_now": _("Live"),
+        "live_now": _("Live now"),
         "live_ended": _("Live ended"),
         "live_status_note": _("As it was when shared"),
         "cover": _("Cover picture"),

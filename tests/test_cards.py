@@ -439,7 +439,7 @@ def test_a_live_share_shows_its_live_badge(member_client, synced, sandbox):
     html = card_html(thread_html(member_client, live), live)
 
     assert 'class="share-card share-live"' in html
-    assert 'class="share-badge share-badge-live-now"' in html and ">Live</span>" in html
+    assert 'class="share-badge share-badge-live-now"' in html and ">Live now</span>" in html
     assert "今晚8点 福利直播 🎁" in html and "shared a Channels live" in html
 
 
