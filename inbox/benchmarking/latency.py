@@ -373,6 +373,41 @@ PROBES += [
 ]
 
 
+def _threads_with_stored_thumbnails(t: Targets) -> list[Call]:
+    """The 11-letter threads and the biggest one, every image letter on their latest page with
+    its thumbnail stored (idempotent, untimed): the steady state of a thread opened before."""
+    from inbox.benchmarking import pictures
+
+    pictures.ensure_thumbnails([*t.small, t.big])
+    return [_thread(session) for session in [*t.small, t.big]]
+
+
+def _threads_with_image_letters(t: Targets) -> list[Call]:
+    from inbox.benchmarking import pictures
+
+    with_images = [s for s in t.small if pictures.latest_image_letters([s])]
+    return [_thread(session) for session in with_images or t.small]
+
+
+def _thumbnails_never_asked_for(t: Targets, call: Call) -> Call:
+    """Before each call: the thread's thumbnails unclaimed, so that the open claims them and
+    queues their downloads (to whatever broker CELERY_BROKER_URL names)."""
+    from inbox.benchmarking import pictures
+
+    pictures.forget_thumbnails(int(call.path.split("/")[2]))
+    return call
+
+
+PROBES += [
+    Probe("thread open (HX), thumbnails stored", _threads_with_stored_thumbnails),
+    Probe(
+        "thread open (HX), first open queues thumbnails",
+        _threads_with_image_letters,
+        before=_thumbnails_never_asked_for,
+    ),
+]
+
+
 def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, list[Timing]]:
     """Time every probe whose name contains `only`; the timings by table."""
     targets = Targets(plan)
