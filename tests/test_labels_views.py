@@ -18,7 +18,7 @@ from accounts.models import Account
 from accounts.sandbox import PEERS
 from inbox import browse
 from inbox import services as inbox_services
-from inbox.labels import services
+from inbox.labels import filtering, services
 from inbox.labels.models import Label, SessionLabel
 from inbox.models import Message, Session
 
@@ -187,7 +187,12 @@ def test_the_sidebar_counts_open_conversations_per_label(member_client, member, 
     assert links == {"退款": len(sessions) - 1, "VIP": 0}
 
 
-def test_the_list_filters_by_all_of_its_labels(member_client, member, synced, labels):
+# Both plans: walking the list probing each session (0), reading the label's sessions (500).
+@pytest.mark.parametrize("rare_below", [0, 500])
+def test_the_list_filters_by_all_of_its_labels(
+    member_client, member, synced, labels, monkeypatch, rare_below
+):
+    monkeypatch.setattr(filtering, "RARE_SESSIONS", rare_below)
     sessions = list(Session.objects.filter(account=synced).order_by("pk"))
     assert len(sessions) >= 3
     services.add_label(member, sessions[:2], labels["shared"])

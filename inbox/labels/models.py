@@ -106,6 +106,9 @@ class SessionLabel(models.Model):
     label = models.ForeignKey(
         Label, on_delete=models.CASCADE, related_name="session_links", db_index=False
     )
+    # The session's account (which never changes), so that one account's sessions of a label
+    # are one range of the label's index.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -122,9 +125,11 @@ class SessionLabel(models.Model):
             ),
         ]
         indexes = [
-            # The list filtered by a rare label: its few sessions, read in one range
-            # (inbox.labels.filtering). The label foreign key's own index is this one.
-            models.Index(fields=["label", "session"], name="labels_sessionlabel_label"),
+            # The list filtered by a rare label: its few sessions in one account, read in one
+            # range (inbox.labels.filtering). The label foreign key's own index is this one.
+            models.Index(
+                fields=["label", "account", "session"], name="labels_sessionlabel_by_label"
+            ),
         ]
 
     def __str__(self) -> str:

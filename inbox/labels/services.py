@@ -128,7 +128,15 @@ def _change(actor: AbstractBaseUser, sessions: Iterable[Session], label: Label, 
         if adding:
             changed = [pk for pk in ids if pk not in carrying]
             SessionLabel.objects.bulk_create(
-                [SessionLabel(session_id=pk, label=label, added_by=actor) for pk in changed]
+                [
+                    SessionLabel(
+                        session_id=pk,
+                        label=label,
+                        account_id=by_id[pk].account_id,
+                        added_by=actor,
+                    )
+                    for pk in changed
+                ]
             )
         else:
             changed = [pk for pk in ids if pk in carrying]
