@@ -726,3 +726,19 @@ def test_a_full_size_download_the_upstream_refuses_releases_the_letter(
     letter.refresh_from_db()
     assert letter.image_error and letter.image_fetch_started_at is None
     assert not MessagePicture.objects.filter(kind="full").exists()
+
+
+def test_a_stored_picture_outlives_the_upstreams_url(
+    member_client, stored, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        member_client.post(reverse("inbox:load_image", args=[stored.pk]), HTTP_HX_REQUEST="true")
+    # A week later the upstream's URL is dead; our copy is not.
+    Message.objects.filter(pk=stored.pk).update(
+        image_url_expires_at=timezone.now() - timedelta(days=1)
+    )
+
+    html = member_client.get(stored.session.get_absolute_url()).content.decode()
+
+    assert f'data-full="/messages/{stored.pk}/picture/full/?v=' in html
+    assert picture(member_client, stored, "full").status_code == 200
