@@ -13,7 +13,8 @@ from django.urls import reverse
 
 from accounts.models import Account
 from inbox import browse
-from inbox.labels.models import Label, SessionLabel
+from inbox.labels import services as labels
+from inbox.labels.models import Label
 from inbox.models import Session
 from inbox.organize import saved_views
 from inbox.organize.models import SavedView
@@ -149,7 +150,7 @@ def test_counts_equal_a_recount_after_random_changes(member, colleague, synced):
 def test_a_single_label_view_counts_from_the_label_counters(member, synced):
     label = Label.objects.create(name="退款", colour=Label.Colour.values[0])
     sessions = list(Session.objects.order_by("pk")[:3])
-    SessionLabel.objects.bulk_create([SessionLabel(session=s, label=label) for s in sessions])
+    labels.add_label(member, sessions, label)
     Session.objects.filter(pk=sessions[0].pk).update(status="resolved")
     SavedView.objects.create(owner=member, name="refunds", label_ids=[label.pk])
     SavedView.objects.create(owner=member, name="open refunds", view="open", label_ids=[label.pk])
