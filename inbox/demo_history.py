@@ -26,27 +26,12 @@ from accounts.sandbox import finder_name, letter_item
 from inbox import services
 from inbox.models import Message, Session
 from inbox.payloads import parse_sync_page
+from inbox.suggestions import pairing, scripted
 from inbox.sync import account_lease, store_page
 from inbox.viewers.demo import add_sister_account
 
 DAYS = 21
 SESSION_PREFIX = "demo-history-"
-# Not the sandbox's live texts: the demo's own checks look for those.
-QUESTIONS = (
-    "你好，这款保温杯还有现货吗？",
-    "上周买的围巾什么时候能发出？",
-    "尺码偏大还是偏小？",
-    "直播间的优惠券怎么用？",
-    "Do you ship to Hong Kong?",
-    "收到的颜色和图片不一样",
-)
-ANSWERS = (
-    "您好，有货的，今天下单明天发货～",
-    "亲，已经帮您催促仓库了",
-    "可以的，下单时备注抬头就行",
-    "建议按平时的尺码拍",
-    "已经为您登记，稍后联系您",
-)
 
 
 class _Clock:
@@ -102,6 +87,7 @@ def make_history(
                 stored += _one_day(account, agents, rng, clock, day_start, me, per_day)
     # The sandbox's own letters are read from where the cursor was.
     Account.objects.filter(pk=account.pk).update(key_buff=cursor)
+    pairing.pair_new_answers(account.pk)  # the answers from the phone, for suggested replies
     return stored
 
 
@@ -118,18 +104,21 @@ def _one_day(account, agents, rng, clock, day_start, me, per_day) -> int:
         session_id = f"{SESSION_PREFIX}{day_start:%m%d}-{number}"
         peer = finder_name(session_id)
         items = []
-        for _ in range(rng.randint(1, 3)):
-            items.append(_letter(rng, me, peer, session_id, moment, is_sender=False))
+        # Questions viewers keep asking, worded many ways, and the team's usual answers (not the
+        # sandbox's live texts: the demo's own checks look for those).
+        exchange = scripted.exchange(rng)
+        for text in exchange.letters:
+            items.append(_letter(rng, me, peer, session_id, moment, text, is_sender=False))
             moment += timedelta(seconds=rng.randint(5, 90))
         answered = moment + timedelta(seconds=int(rng.lognormvariate(5.5, 1.6)))
         answer = rng.random()
         if answer < 0.35:
-            items.append(_letter(rng, me, peer, session_id, answered, is_sender=True))
+            items.append(_letter(rng, me, peer, session_id, answered, exchange.answer, True))
         elif answer < 0.9:
-            steps.append((answered, 1, "reply", (session_id, rng.choice(agents))))
+            steps.append((answered, 1, "reply", (session_id, rng.choice(agents), exchange.answer)))
         if answer < 0.9 and rng.random() < 0.8:
             resolved = answered + timedelta(minutes=rng.randint(2, 300))
-            steps.append((resolved, 2, "resolve", (session_id, rng.choice(agents))))
+            steps.append((resolved, 2, "resolve", (session_id, rng.choice(agents), "")))
         stored = datetime.fromtimestamp(items[-1]["content"]["msg"]["CreateTime"], tz=UTC)
         steps.append((stored + timedelta(seconds=3), 0, "sync", items))
         letters += len(items)
@@ -138,19 +127,19 @@ def _one_day(account, agents, rng, clock, day_start, me, per_day) -> int:
         if what == "sync":
             _store(account, details)
             continue
-        session_id, agent = details
+        session_id, agent, text = details
         session = Session.objects.select_related("account").get(
             account=account, msg_session_id=session_id
         )
         if what == "reply":
-            reply = services.compose_reply(session, agent, rng.choice(ANSWERS), uuid.uuid4())
+            reply = services.compose_reply(session, agent, text, uuid.uuid4())
             services._mark_sent(reply, rng.randrange(2**62, 2**63))
         else:
             services.set_status(session, Session.Status.RESOLVED, agent)
     return letters
 
 
-def _letter(rng, me, peer, session_id, moment, *, is_sender) -> dict:
+def _letter(rng, me, peer, session_id, moment, content, is_sender) -> dict:
     number = rng.randrange(2**62, 2**63)
     return letter_item(
         seq=number % 10**9,
@@ -159,7 +148,7 @@ def _letter(rng, me, peer, session_id, moment, *, is_sender) -> dict:
         peer=peer,
         is_sender=is_sender,
         msg_type=Message.Type.TEXT,
-        content=rng.choice(ANSWERS if is_sender else QUESTIONS),
+        content=content,
         create_time=int(moment.timestamp()),
         msg_session_id=session_id,
     )
