@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
+from inbox.labels import reports as label_reports
 from inbox.reports import figures, metrics
 from inbox.reports.figures import PHONE, Period, Scope
 
@@ -79,6 +80,7 @@ def build(
     in_database = not business and connection.vendor == "postgresql"
     current = figures.read_samples(scope, period, rows=not in_database)
     previous = figures.read_samples(scope, period.previous, rows=not in_database)
+    duration = figures.wall_clock
     if in_database:
         now = figures.summaries_in_database(scope, period, current)
         before = figures.summaries_in_database(scope, period.previous, previous, totals_only=True)
@@ -103,6 +105,7 @@ def build(
         ),
         "first_response": _histogram(now.first_response_buckets),
         "heatmap": _heatmap(current),
+        "labels": _label_table(scope, period, duration),
     }
     return Report(
         period=period,
@@ -238,6 +241,26 @@ def _breakdown_table(key, title, first_column, rows: dict, per_account: bool, kn
                 format_duration(values.resolution_time.median),
                 format_duration(values.resolution_time.p90),
             ]
+        )
+    return table
+
+
+def _label_table(scope: Scope, period: Period, duration: figures.Duration) -> Table:
+    table = Table(
+        "labels",
+        _("By label"),
+        [
+            _("Label"),
+            _("New conversations"),
+            _("Resolved"),
+            _("First responses"),
+            _("First response, median"),
+        ],
+    )
+    for row in label_reports.by_label(scope, period, duration):
+        summary = row.first_response
+        table.rows.append(
+            [row.name, row.opened, row.resolved, summary.count, format_duration(summary.median)]
         )
     return table
 
