@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.models import Account
 from accounts.sandbox import finder_name, letter_item
 from inbox import services
+from inbox.labels.demo import label_demo_sessions
 from inbox.models import Message, Session
 from inbox.payloads import parse_sync_page
 from inbox.suggestions import pairing, scripted
@@ -88,6 +89,7 @@ def make_history(
     # The sandbox's own letters are read from where the cursor was.
     Account.objects.filter(pk=account.pk).update(key_buff=cursor)
     pairing.pair_new_answers(account.pk)  # the answers from the phone, for suggested replies
+    label_demo_sessions(account, agents)  # a few labels, so chips and filters show
     return stored
 
 
