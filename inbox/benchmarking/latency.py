@@ -353,6 +353,23 @@ PROBES += [
     Probe("list fragment, 10 saved views in the sidebar", _list_with_saved_views),
 ]
 
+
+
+def _suggestion_strips(t: Targets) -> list[Call]:
+    """The composer's suggested replies for sessions waiting on a viewer's question; the data
+    set's pairs are made first if it has none (inbox.suggestions.benchmarking)."""
+    from inbox.suggestions.benchmarking import ensure_pairs, waiting_sessions
+
+    ensure_pairs(t.accounts)
+    return [
+        Call(f"{session.get_absolute_url()}suggestions/", htmx=True)
+        for session in waiting_sessions(t.accounts, 5)
+    ]
+
+
+# Suggested replies (issue 11): ranked from the account's newest pairs, whatever the history.
+PROBES.append(Probe("suggestions strip (HX)", _suggestion_strips))
+
 SEARCHES = [
     ("货", "1 character, common"),
     ("鑫", "1 character, rare"),
@@ -407,6 +424,40 @@ PROBES += [
     ),
 ]
 
+
+
+def _bell(t: Targets) -> list[Call]:
+    """The bell of an agent with ~20,000 notifications, ~10,000 unread (made once, untimed)."""
+    from inbox.benchmarking import team
+
+    team.ensure_notifications()
+    return [Call("/team/notifications/", htmx=True)]
+
+
+def _bell_poll_idle(t: Targets, call: Call) -> Call:
+    from inbox.benchmarking import team
+
+    return Call(f"/team/notifications/poll/?after={team.newest_id(t.user)}")
+
+
+def _bell_poll_after_news(t: Targets, call: Call) -> Call:
+    from inbox.benchmarking import team
+
+    after = team.newest_id(t.user)
+    team.add_notifications(t.user, 3)
+    return Call(f"/team/notifications/poll/?after={after}")
+
+
+def _mention_candidates(t: Targets) -> list[Call]:
+    return [Call(f"/team/sessions/{s.pk}/members/?q=bench", htmx=True) for s in t.small]
+
+
+PROBES += [
+    Probe("bell dropdown (HX), 20,000 notifications", _bell),
+    Probe("bell count poll, idle", _bell, before=_bell_poll_idle),
+    Probe("bell count poll, 3 new", _bell, before=_bell_poll_after_news),
+    Probe("mention suggestions (JSON)", _mention_candidates),
+]
 
 def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, list[Timing]]:
     """Time every probe whose name contains `only`; the timings by table."""
