@@ -119,7 +119,6 @@ def _words(language: str | None) -> dict[str, str]:
         "live_now": _("Live now"),
         "live_ended": _("Live ended"),
         "live_status_note": _("As it was when shared"),
-        "cover": _("Cover picture"),
         "app_message": _("App message"),
         "unreadable": _("Part of this message could not be read."),
         "show_raw": _("Show the raw payload"),
@@ -197,7 +196,7 @@ def render_message(
             # "李四 added the label 退款": the label's name as it was then.
             line = words[message.activity] % {
                 "actor": escape(person(message.author)) or words["system"],
-                "label": f'<span class="activity-label">{escape(message.activity_detail)}</span>',
+                "label": f'<b class="activity-label">{escape(message.activity_detail)}</b>',
             }
         target = f": {escape(person(message.activity_user))}" if message.activity_user else ""
         return mark_safe(
@@ -548,16 +547,15 @@ def _share_cover_frame(card: ShareCard, cover: str, words: dict[str, str]) -> st
         shape = f"{round(ratio * 1000)} / 1000"
     else:
         shape = "3 / 4" if card.kind in (VIDEO, LIVE) else "1 / 1"
+    # The placeholder stays under the picture: a cover that fails to load (WeChat's cover
+    # URLs expire) leaves it showing, since a picture without alt text draws nothing broken. The
+    # card's text says what the cover shows.
+    picture = (
+        f'<span class="image-placeholder" aria-hidden="true">{_SHARE_ICONS.get(card.kind, "▧")}'
+        "</span>"
+    )
     if cover:
-        picture = (
-            f'<img src="{escape(cover)}" alt="{words["cover"]}" loading="lazy" '
-            'referrerpolicy="no-referrer">'
-        )
-    else:
-        picture = (
-            '<span class="image-placeholder" aria-hidden="true">'
-            f"{_SHARE_ICONS.get(card.kind, '▧')}</span>"
-        )
+        picture += f'<img src="{escape(cover)}" alt="" loading="lazy" referrerpolicy="no-referrer">'
     badge = ""
     if card.kind == LIVE:
         status = {1: "live_now", 2: "live_ended"}.get(card.live_status or 0)
