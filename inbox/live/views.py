@@ -3,24 +3,20 @@ the availability switch, the goodbye of a closing tab, and the server-sent event
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseForbidden,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect
 from django.utils.html import format_html_join
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from inbox import browse
-from inbox.live import forms, presence, publish, stream, tokens
+from inbox.live import forms, presence, publish, tokens
 
 
 @require_POST
@@ -133,18 +129,9 @@ def set_status(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@never_cache
-async def events(request: HttpRequest) -> HttpResponse:
-    """This tab's server-sent events. Only under ASGI (see stream.py): elsewhere 204, which
-    tells the browser's EventSource not to come back; the tab keeps polling."""
-    if not settings.LIVE_SSE or not isinstance(request, ASGIRequest):
-        return HttpResponse(status=204)
-    user = await request.auser()
-    if not user.is_authenticated:
-        return HttpResponseForbidden("sign in again")
-    response = StreamingHttpResponse(
-        stream.user_events(user.pk), content_type="text/event-stream; charset=utf-8"
-    )
-    # Proxies (nginx) must pass each event on as it is written.
-    response["X-Accel-Buffering"] = "no"
-    return response
+def events(request: HttpRequest) -> HttpResponse:
+    """The events stream's address. Under an ASGI server inbox/asgi.py answers it before
+    Django does (inbox/live/asgi.py); reaching this view means a WSGI server, where a stream
+    would hold a worker for its whole life, so the answer is 204, which tells the browser's
+    EventSource not to come back: the tab keeps polling."""
+    return HttpResponse(status=204)
