@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import F, FloatField, IntegerField, Q, Value
+from django.db.models.functions import Cast
 
 from inbox.reports import metrics
 from inbox.reports.figures import Epoch, Period, Scope
@@ -43,7 +44,8 @@ def by_label(
     episodes = Episode.objects.filter(
         Q(account_id__in=scope.account_ids), session__label_links__isnull=False
     )
-    nothing = Value(None, output_field=FloatField())
+    # Typed: PostgreSQL takes a bare NULL in a UNION's first part for text.
+    nothing = Cast(Value(None), FloatField())
 
     def part(kind: int, condition: Q, start=nothing, end=nothing):
         return episodes.filter(condition).values_list(
