@@ -72,6 +72,8 @@ def reparsed_values(message: Message) -> dict[str, Any]:
                 "image_meta": letter.image_meta,
                 "parse_error": letter.parse_error,
             }
+    if not message.content:
+        return {"title": "", "app_type": None, "image_meta": None, "parse_error": ""}
     try:
         card, app_type, notes = parse_app_xml(clean_text(message.content))
     except ValueError as exc:

@@ -26,6 +26,7 @@ from accounts.sandbox import (
     running_share,
 )
 from inbox import rendering
+from inbox.card_backfill import reparsed_values
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_app_xml, parse_item
 from inbox.share_cards import (
@@ -563,6 +564,16 @@ def test_reparse_reads_a_letter_without_its_raw_item_from_its_content(synced):
     video.refresh_from_db()
     assert video.image_meta["card"]["kind"] == VIDEO
     assert video.title == "Spring collection 春季新品"
+
+
+def test_reparse_reads_an_empty_or_broken_letter_without_its_raw_item_as_ingest_would(db):
+    def reparsed(content: str) -> dict:
+        return reparsed_values(Message(msg_type=49, content=content, raw=None))
+
+    assert reparsed("") == {"title": "", "app_type": None, "image_meta": None, "parse_error": ""}
+    broken = reparsed("<msg><appmsg>")
+    assert broken["image_meta"] is None
+    assert broken["parse_error"].startswith("app message XML: malformed")
 
 
 def test_reparse_queries_per_batch_not_per_letter(synced, sandbox, django_assert_max_num_queries):
