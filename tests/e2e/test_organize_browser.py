@@ -88,3 +88,22 @@ def test_save_a_view_and_reopen_it_from_the_sidebar(page, live_server, inbox, pr
     expect(page).to_have_url(re.compile(r"\?view=open$"))
     expect(page.locator("#nav-saved-views .nav-link.is-active")).to_have_text(re.compile("待处理"))
     assert problems == []
+
+
+def test_selecting_with_the_keyboard(page, live_server, inbox, problems):
+    """Space ticks a focused row, Shift+Space ticks the range up to it, `x` the open one."""
+    sign_in(page, live_server)
+    picks = page.locator("#session-list .session-pick")
+    picks.nth(0).focus()
+    page.keyboard.press("Space")
+    picks.nth(2).focus()
+    page.keyboard.press("Shift+Space")
+    count = page.locator("#bulk-form [data-bulk-count]")
+    expect(count).to_have_text("3 selected")
+    page.locator("#session-list .session-row").nth(4).click()
+    expect(page.locator("#thread .thread-title h2")).to_be_visible()
+    page.locator("#thread .thread-title h2").click()
+    page.keyboard.press("x")
+    expect(count).to_have_text("4 selected")
+    expect(picks.nth(4)).to_be_checked()
+    assert problems == []
