@@ -30,7 +30,9 @@ def _viewer_for(session: Session) -> Viewer:
     return viewer
 
 
-def _panel_context(request: HttpRequest, session: Session, profile: services.Profile):
+def _panel_context(
+    request: HttpRequest, session: Session, profile: services.Profile
+) -> dict[str, object]:
     return {
         "session": session,
         "profile": profile,
@@ -66,16 +68,16 @@ def _notes_answer(
 ) -> HttpResponse:
     """The notes after a write: the list and an empty form, or, when `refused`, the form that
     was posted (the new note's, or the edit form of note `editing`) with its errors, as 400."""
-    status = 400 if refused else 200
+    status = 400 if refused is not None else 200
     if not _fragment(request):
-        if refused:
+        if refused is not None:
             return _refusal(refused)
         return _back_to_thread(session)
     context = {
         "session": session,
         "viewer": viewer,
         "notes": services.notes_of(viewer),
-        "note_form": refused if refused and editing is None else ViewerNoteForm(),
+        "note_form": refused if refused is not None and editing is None else ViewerNoteForm(),
         "edit_form": refused if editing is not None else None,
         "editing": editing,
     }
@@ -105,23 +107,18 @@ def add_note(request: HttpRequest, pk: int) -> HttpResponse:
     return _notes_answer(request, session, viewer)
 
 
-def _own_note(request: HttpRequest, session: Session, note_pk: int) -> tuple[Viewer, ViewerNote]:
-    """The note, which must be about this session's viewer (else 404), and the user's to change
-    (else PermissionError, answered 403)."""
+def _note_about(session: Session, note_pk: int) -> tuple[Viewer, ViewerNote]:
+    """The session's viewer and the note, which must be about that viewer (else 404)."""
     viewer = _viewer_for(session)
-    note = get_object_or_404(ViewerNote, pk=note_pk, viewer=viewer)
-    if not services.can_change_note(request.user, note):
-        raise PermissionError
-    return viewer, note
+    return viewer, get_object_or_404(ViewerNote, pk=note_pk, viewer=viewer)
 
 
 @require_POST
 @login_required
 def edit_note(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
     session = _get_session_for_user(request, pk)
-    try:
-        viewer, note = _own_note(request, session, note_pk)
-    except PermissionError:
+    viewer, note = _note_about(session, note_pk)
+    if not services.can_change_note(request.user, note):
         return HttpResponseForbidden(_("Only its author or an administrator can change a note."))
     form = ViewerNoteForm(request.POST)
     if not form.is_valid():
@@ -134,9 +131,8 @@ def edit_note(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
 @login_required
 def delete_note(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
     session = _get_session_for_user(request, pk)
-    try:
-        viewer, note = _own_note(request, session, note_pk)
-    except PermissionError:
+    viewer, note = _note_about(session, note_pk)
+    if not services.can_change_note(request.user, note):
         return HttpResponseForbidden(_("Only its author or an administrator can delete a note."))
     services.delete_note(note)
     return _notes_answer(request, session, viewer)
