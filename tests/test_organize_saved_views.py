@@ -252,3 +252,32 @@ def test_saved_view_urls_round_trip_through_the_list_filter(member, synced):
     accounts = browse.visible_accounts(member)
     parsed = browse.parse_filter(_query(view.params()), accounts)
     assert parsed.params() == view.params()
+
+
+def test_the_list_narrows_to_an_assignee_and_to_unread(member, member_client, colleague):
+    sessions = list(Session.objects.order_by("pk"))
+    Session.objects.filter(pk=sessions[0].pk).update(assignee=member, unread_count=2)
+    Session.objects.filter(pk=sessions[1].pk).update(assignee=member, unread_count=0)
+    Session.objects.filter(pk=sessions[2].pk).update(assignee=colleague, unread_count=1)
+    index = reverse("inbox:index")
+
+    def listed(**params) -> set[int]:
+        response = member_client.get(index, params, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        return {s.pk for s in response.context["sessions"]}
+
+    assert listed(assignee="me") == {sessions[0].pk, sessions[1].pk}
+    assert listed(assignee="me", unread="1") == {sessions[0].pk}
+    assert listed(assignee=str(colleague.pk)) == {sessions[2].pk}
+    nobody = set(Session.objects.filter(assignee__isnull=True).values_list("pk", flat=True))
+    assert listed(assignee="none") == nobody
+    for bad in ({"assignee": "someone"}, {"unread": "yes"}, {"assignee": "9" * 30}):
+        assert member_client.get(index, bad).status_code == 404
+    # The list's poll narrows the same way: a changed row outside the filter is not moved to
+    # the top.
+    poll = member_client.get(
+        reverse("inbox:sessions_poll"), {"since": "0", "assignee": "me", "unread": "1"}
+    )
+    assert [s.pk for s in poll.context["moved"]] == [sessions[0].pk]
+    bad = member_client.get(reverse("inbox:sessions_poll"), {"since": "0", "unread": "2"})
+    assert bad.status_code == 400

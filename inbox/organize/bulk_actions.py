@@ -29,6 +29,7 @@ from django.utils.translation import ngettext
 from accounts.models import Account
 from inbox import browse, text
 from inbox.labels import services as labels
+from inbox.labels.chips import with_label_chips
 from inbox.labels.models import Label
 from inbox.models import Message, Session
 from inbox.reports import facts
@@ -84,7 +85,7 @@ def run(actor: AbstractBaseUser, session_ids: Sequence[int], action: BulkAction)
         _check_argument(actor, sessions, action)
         changed = _APPLY[action.kind](actor, sessions, action)
     rows = list(
-        Session.objects.filter(pk__in=ids)
+        with_label_chips(Session.objects.filter(pk__in=ids))
         .select_related("account", "assignee")
         .order_by(*browse.LIST_ORDER)
     )
