@@ -464,6 +464,8 @@ def run(plan: Plan, *, repeat: int, only: str = "", progress=None) -> dict[str, 
     targets = Targets(plan)
     client = Client()
     client.force_login(targets.user)
+    # The live heartbeat's tokens are bound to the browser session they were issued to.
+    targets.session_cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
     probes = [probe for probe in PROBES if only in probe.name]
     advance = progress("timing requests", len(probes)) if progress else (lambda n: None)
     tables: dict[str, list[Timing]] = {}
@@ -569,3 +571,45 @@ def _describe_database() -> str:
         version = connection.pg_version
         return f"PostgreSQL {version // 10000}.{version % 10000}"
     return connection.display_name
+
+
+def _heartbeat(with_thread: bool) -> Callable[[Targets], list[Call]]:
+    """The live heartbeat of a tab (no conversation open: 204) or of a tab showing a
+    conversation two colleagues also have open, one of them typing (the header's line)."""
+
+    def calls(t: Targets) -> list[Call]:
+        from django.test import RequestFactory
+
+        from inbox.live import tokens
+
+        request = RequestFactory().get("/")
+        request.COOKIES[settings.SESSION_COOKIE_NAME] = t.session_cookie
+        session = t.small[0] if with_thread else None
+        token = tokens.issue(request, t.user, session.pk if session else None)
+        data = {"token": token, "tab": "bench-probe-tab", "active": "1"}
+        return [Call("/live/heartbeat/", data=data, expect=200 if session else 204)]
+
+    return calls
+
+
+def _colleagues_in_thread(t: Targets, call: Call) -> Call:
+    """Two colleagues in the probed conversation, one typing (their entries last seconds)."""
+    from inbox.live import presence
+
+    session_id = t.small[0].pk
+    presence.heartbeat(-1, "王芳", "bench-colleague-1", active=True, session_id=session_id)
+    presence.heartbeat(
+        -2, "张伟", "bench-colleague-2", active=True, session_id=session_id, typing=True
+    )
+    return call
+
+
+PROBES += [
+    Probe("live heartbeat, no conversation", _heartbeat(with_thread=False)),
+    Probe(
+        "live heartbeat, conversation with 2 others",
+        _heartbeat(with_thread=True),
+        before=_colleagues_in_thread,
+    ),
+]
+

@@ -101,7 +101,7 @@ def heartbeat(
         keys += [_viewing_key(session_id), _typing_key(session_id)]
     tabs, *before = get_store().alive(keys, now)
     view_seconds = settings.LIVE_VIEW_SECONDS
-    batch = Batch().touch(_tabs_key(user_id), tab, now + settings.LIVE_TAB_SECONDS)
+    batch = Batch(now).touch(_tabs_key(user_id), tab, now + settings.LIVE_TAB_SECONDS)
     if active:
         batch.put(_active_key(user_id), repr(now), settings.LIVE_AWAY_AFTER_MINUTES * 60 + 60)
     changed = False
@@ -136,7 +136,7 @@ def viewer_ids(session_id: int) -> set[int]:
 def leave(user_id: int, name: str, tab: str, session_id: int) -> None:
     """The tab closed the conversation (or closed): it stops counting at once."""
     get_store().write(
-        Batch()
+        Batch(clock())
         .drop(_viewing_key(session_id), _viewer_member(user_id, tab, name))
         .drop(_typing_key(session_id), str(user_id))
     )
@@ -144,7 +144,7 @@ def leave(user_id: int, name: str, tab: str, session_id: int) -> None:
 
 def close_tab(user_id: int, tab: str) -> None:
     """A tab was closed (its page said so on the way out); without it, it times out."""
-    get_store().write(Batch().drop(_tabs_key(user_id), tab))
+    get_store().write(Batch(clock()).drop(_tabs_key(user_id), tab))
 
 
 def _viewer_member(user_id: int, tab: str, name: str) -> str:
@@ -170,9 +170,10 @@ def set_status(user_id: int, status: str) -> None:
     """The sidebar switch. Choosing online is also activity (it ends an automatic away)."""
     if status not in CHOSEN:
         raise ValueError(f"not a status one chooses: {status!r}")
-    batch = Batch().put(_status_key(user_id), status, STATUS_KEEP_SECONDS)
+    now = clock()
+    batch = Batch(now).put(_status_key(user_id), status, STATUS_KEEP_SECONDS)
     if status == ONLINE:
-        batch.put(_active_key(user_id), repr(clock()), settings.LIVE_AWAY_AFTER_MINUTES * 60 + 60)
+        batch.put(_active_key(user_id), repr(now), settings.LIVE_AWAY_AFTER_MINUTES * 60 + 60)
     get_store().write(batch)
 
 
@@ -183,16 +184,16 @@ def chosen_status(user_id: int) -> str:
 
 
 def availability(user_ids: Iterable[int]) -> dict[int, str]:
-    """Each user's availability: "online", "busy", "away" or "offline". Two round trips
+    """Each user's availability: "online", "busy", "away" or "offline". One round trip
     to the store whatever the number of users."""
     ids = list(dict.fromkeys(user_ids))
     if not ids:
         return {}
     now = clock()
-    store = get_store()
-    tabs = store.alive([_tabs_key(user_id) for user_id in ids], now)
-    values = store.get_many(
-        [k for user_id in ids for k in (_status_key(user_id), _active_key(user_id))]
+    tabs, values = get_store().snapshot(
+        [_tabs_key(user_id) for user_id in ids],
+        [k for user_id in ids for k in (_status_key(user_id), _active_key(user_id))],
+        now,
     )
     idle_after = settings.LIVE_AWAY_AFTER_MINUTES * 60
     answer = {}

@@ -47,8 +47,10 @@ class Write:
 
 @dataclass
 class Batch:
-    """Writes sent together (one round trip to Redis)."""
+    """Writes sent together (one round trip to Redis), at time `now`: the members of a set
+    it touches that expired by then are dropped with it."""
 
+    now: float
     writes: list[Write] = field(default_factory=list)
 
     def touch(self, key: str, member: str, expires_at: float) -> Batch:
@@ -70,6 +72,10 @@ class Store(Protocol):
     def alive(self, keys: list[str], now: float) -> list[dict[str, float]]: ...
 
     def get_many(self, keys: list[str]) -> list[str | None]: ...
+
+    def snapshot(
+        self, set_keys: list[str], value_keys: list[str], now: float
+    ) -> tuple[list[dict[str, float]], list[str | None]]: ...
 
     def publish(self, channels: list[str], message: str) -> None: ...
 
@@ -97,6 +103,9 @@ class RedisStore:
             pipe = self.client.pipeline(transaction=False)
             for w in batch.writes:
                 if w.op == "touch":
+                    # Expired members go when the set is written, so it never grows past who
+                    # is around; reads leave it alone.
+                    pipe.zremrangebyscore(w.key, "-inf", batch.now)
                     pipe.zadd(w.key, {w.member: w.expires_at})
                     pipe.expireat(w.key, int(w.expires_at + KEY_GRACE_SECONDS))
                 elif w.op == "drop":
@@ -109,23 +118,29 @@ class RedisStore:
             self._run("write", send, None)
 
     def alive(self, keys: list[str], now: float) -> list[dict[str, float]]:
-        def read() -> list[dict[str, float]]:
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                # Expired members go at read time, so a set never grows past who is around.
-                pipe.zremrangebyscore(key, "-inf", now)
-                pipe.zrange(key, 0, -1, withscores=True)
-            answers = pipe.execute()[1::2]
-            return [dict(members) for members in answers]
-
-        if not keys:
-            return []
-        return self._run("read", read, [{} for _ in keys])
+        return self.snapshot(keys, [], now)[0]
 
     def get_many(self, keys: list[str]) -> list[str | None]:
-        if not keys:
-            return []
-        return self._run("read", lambda: self.client.mget(keys), [None for _ in keys])
+        return self.snapshot([], keys, 0)[1]
+
+    def snapshot(
+        self, set_keys: list[str], value_keys: list[str], now: float
+    ) -> tuple[list[dict[str, float]], list[str | None]]:
+        """The live members of these sets and these values, in one round trip."""
+
+        def read() -> tuple[list[dict[str, float]], list[str | None]]:
+            pipe = self.client.pipeline(transaction=False)
+            for key in set_keys:
+                pipe.zrangebyscore(key, f"({now}", "+inf", withscores=True)
+            if value_keys:
+                pipe.mget(value_keys)
+            answers = pipe.execute()
+            values = answers.pop() if value_keys else []
+            return [dict(members) for members in answers], values
+
+        if not set_keys and not value_keys:
+            return [], []
+        return self._run("read", read, ([{} for _ in set_keys], [None for _ in value_keys]))
 
     def publish(self, channels: list[str], message: str) -> None:
         def send() -> None:
@@ -187,6 +202,11 @@ class MemoryStore:
         with self.lock:
             found = [self.values.get(key) for key in keys]
         return [entry[0] if entry and entry[1] > now else None for entry in found]
+
+    def snapshot(
+        self, set_keys: list[str], value_keys: list[str], now: float
+    ) -> tuple[list[dict[str, float]], list[str | None]]:
+        return self.alive(set_keys, now), self.get_many(value_keys)
 
     def publish(self, channels: list[str], message: str) -> None:
         with self.lock:
