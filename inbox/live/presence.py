@@ -211,5 +211,7 @@ def availability(user_ids: Iterable[int]) -> dict[int, str]:
 
 
 def online_user_ids(user_ids: Iterable[int]) -> set[int]:
-    """The users with an inbox tab open (online, busy or away): those a live event reaches."""
-    return {user_id for user_id, state in availability(user_ids).items() if state != OFFLINE}
+    """The users who are online: a tab open, working in it, and not busy or away (those
+    auto-assignment may hand a conversation to). A live event reaches busy and away agents too:
+    it goes to every open tab."""
+    return {user_id for user_id, state in availability(user_ids).items() if state == ONLINE}

@@ -172,8 +172,9 @@
     });
   }
 
-  // New letters in one of this user's accounts: ask the polls now rather than at their tick.
-  document.addEventListener("live:letters", pollNow);
+  // News for this user (a new conversation, one assigned to them: inbox.team's notifications):
+  // the list and the open thread ask now rather than at their next tick.
+  document.addEventListener("live:notification", pollNow);
   // Someone arrived in, or started or stopped typing in, the conversation on screen.
   document.addEventListener("live:viewers", function (event) {
     var line = threadLine();

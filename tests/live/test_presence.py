@@ -36,7 +36,7 @@ def test_an_agent_goes_away_after_the_idle_minutes_and_back_on_activity(clock, s
     clock.advance(61)
     beat(1, active=False)
     assert presence.availability([1]) == {1: "away"}
-    assert presence.online_user_ids([1]) == {1}  # away is still reachable
+    assert presence.online_user_ids([1]) == set()
     beat(1, active=True)
     assert presence.availability([1]) == {1: "online"}
 
@@ -65,6 +65,7 @@ def test_busy_and_away_are_chosen_and_kept_while_a_tab_is_open(clock, settings):
     beat(1)
     presence.set_status(1, "busy")
     assert presence.chosen_status(1) == "busy"
+    assert presence.online_user_ids([1]) == set()  # not to be handed new conversations
     clock.advance(3600)
     beat(1, active=False)
     assert presence.availability([1]) == {1: "busy"}  # not turned into away by idling
