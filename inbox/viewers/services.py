@@ -22,9 +22,10 @@ from inbox.viewers import avatars
 from inbox.viewers.linking import link_sessions
 from inbox.viewers.models import Viewer, ViewerLabel, ViewerNote, ViewerSession
 
-# One person writes to a company's few accounts, a few conversations each at most; a cap keeps
-# the panel one bounded query even for a peer that is really a bot.
-CONVERSATIONS_SHOWN = 50
+# A session is one peer and one account identity, so a person has a conversation or two per
+# account at most; the cap keeps the panel one small query (two index probes per row for its
+# letter times) even for a company with many accounts.
+CONVERSATIONS_SHOWN = 20
 NOTES_SHOWN = 100
 
 
