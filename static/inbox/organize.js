@@ -147,7 +147,9 @@
   // A new list (another view, account or filter) starts with nothing selected; rows swapped in
   // by a poll or a load-more keep their checkbox's state.
   document.addEventListener("htmx:afterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "list-pane") { clear(); } else { render(); }
+    var target = event.detail.target;
+    // A new list, or search results in its place: the rows selected are gone.
+    if (target && (target.id === "list-pane" || target.id === "list-body")) { clear(); } else { render(); }
   });
   document.addEventListener("htmx:oobAfterSwap", render);
   document.addEventListener("htmx:historyRestore", clear);

@@ -7,8 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts.models import Account
 from inbox.models import Message, Session
 from inbox.organize.models import SavedView
 from tests.e2e.conftest import sign_in
@@ -106,4 +108,26 @@ def test_selecting_with_the_keyboard(page, live_server, inbox, problems):
     page.keyboard.press("x")
     expect(count).to_have_text("4 selected")
     expect(picks.nth(4)).to_be_checked()
+    assert problems == []
+
+
+def test_a_forged_selection_is_refused_with_a_message(page, live_server, inbox, problems):
+    """A checkbox whose value was changed to another account's conversation: the server
+    refuses the whole action and the bar says why; nothing changes."""
+    other = Account.objects.create(name="Other shop", app_id="wx_forged", token="t")
+    foreign = Session.objects.create(
+        account=other, msg_session_id="forged@findermsg", last_message_at=timezone.now()
+    )
+    sign_in(page, live_server)
+    picks = page.locator("#session-list .session-pick")
+    picks.nth(0).check()
+    picks.nth(1).evaluate("(box, pk) => { box.value = String(pk); }", foreign.pk)
+    picks.nth(1).check()
+    page.locator("#bulk-form").get_by_role("button", name="Resolve").click()
+    expect(page.locator("#bulk-status .is-error")).to_have_text(
+        "1 of the selected conversations is not one you may change, or no longer exists. "
+        "Nothing was changed."
+    )
+    assert not Session.objects.filter(status="resolved").exists()
+    # A refused request is an answer, not a script error; the 404 is the only console line.
     assert problems == []
