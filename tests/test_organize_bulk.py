@@ -274,3 +274,19 @@ def test_the_list_renders_a_checkbox_per_row_and_the_bulk_bar(member_client, ses
     assert 'id="bulk-form"' in html and 'id="select-all"' in html
     for session in sessions:
         assert f'name="sessions" value="{session.pk}" form="bulk-form"' in html
+
+
+def test_a_failure_part_way_leaves_nothing_changed(member, sessions, monkeypatch):
+    """The sessions' update, their activity lines and the reports' facts are one transaction."""
+
+    def broken(lines):
+        raise RuntimeError("reports down")
+
+    monkeypatch.setattr("inbox.organize.bulk_actions.facts.activity_added", broken)
+    before, lines = snapshot(), Message.objects.count()
+    with pytest.raises(RuntimeError):
+        bulk_actions.run(
+            member, [s.pk for s in sessions], BulkAction(bulk_actions.STATUS, status="resolved")
+        )
+    assert snapshot() == before and Message.objects.count() == lines
+    assert counters.stored() == counters.recount()
