@@ -26,7 +26,7 @@ from accounts.sandbox import (
     running_share,
 )
 from inbox import rendering
-from inbox.card_backfill import reparsed_values
+from inbox.card_backfill import reparse_app_messages, reparsed_values
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_app_xml, parse_item
 from inbox.share_cards import (
@@ -585,6 +585,18 @@ def test_reparse_queries_per_batch_not_per_letter(synced, sandbox, django_assert
     with django_assert_max_num_queries(6 * 4 + 4):
         call_command("reparse_app_messages", batch_size=3, stdout=StringIO())
 
+    assert not Message.objects.filter(account=synced, msg_type=49, image_meta=None).exists()
+
+
+def test_reparse_walks_every_key_window_however_small(synced, sandbox):
+    for number in range(4):
+        share(sandbox, synced, finder_feed_xml(f"w{number}", desc=f"视频 {number}", nickname="店"))
+    Message.objects.filter(account=synced, msg_type=49).update(image_meta=None)
+
+    batches = list(reparse_app_messages(batch_size=2, window=3))
+
+    assert sum(batch.changed for batch in batches) == 6
+    assert max(batch.read for batch in batches) <= 2
     assert not Message.objects.filter(account=synced, msg_type=49, image_meta=None).exists()
 
 
