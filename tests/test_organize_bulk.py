@@ -290,3 +290,12 @@ def test_a_failure_part_way_leaves_nothing_changed(member, sessions, monkeypatch
         )
     assert snapshot() == before and Message.objects.count() == lines
     assert counters.stored() == counters.recount()
+
+
+def test_the_outcome_counts_what_really_changed(member, sessions):
+    ids = [s.pk for s in sessions[:3]]
+    Session.objects.filter(pk=ids[0]).update(status="pending")
+    outcome = bulk_actions.run(member, ids, BulkAction(bulk_actions.STATUS, status="pending"))
+    assert outcome.changed == 2
+    assert sorted(s.pk for s in outcome.sessions) == ids
+    assert Message.objects.filter(activity=Message.Activity.PENDING).count() == 2
