@@ -160,7 +160,7 @@ def test_bulk_assign_writes_one_line_per_change_and_checks_the_assignee(
     synced.members.add(colleague)
     Session.objects.filter(pk=sessions[0].pk).update(assignee=colleague)
     ids = [s.pk for s in sessions[:3]]
-    response = post(member_client, ids, "assign", assignee=str(colleague.pk))
+    response = post(member_client, ids, "assign", assign_to=str(colleague.pk))
     assert response.status_code == 200
     assert "3 conversations assigned to 王五" in response.content.decode()
     assert set(Session.objects.filter(pk__in=ids).values_list("assignee_id", flat=True)) == {
@@ -173,7 +173,7 @@ def test_bulk_assign_writes_one_line_per_change_and_checks_the_assignee(
     assert counters.stored() == counters.recount()
 
     stranger = get_user_model().objects.create_user("stranger")
-    response = post(member_client, ids, "assign", assignee=str(stranger.pk))
+    response = post(member_client, ids, "assign", assign_to=str(stranger.pk))
     assert response.status_code == 400
     assert "Choose a member of your accounts." in response.content.decode()
 
@@ -225,7 +225,7 @@ def test_bulk_snooze_mark_read_and_pending(member_client, sessions):
 def test_bulk_labels_go_through_the_labels_service(member_client, member, sessions, synced):
     label = Label.objects.create(name="<VIP>", colour=Label.Colour.values[0])
     ids = [s.pk for s in sessions[:3]]
-    response = post(member_client, ids, "label_add", label=str(label.pk))
+    response = post(member_client, ids, "label_add", apply_label=str(label.pk))
     assert response.status_code == 200
     assert "Label &lt;VIP&gt; added to 3 conversations" in response.content.decode()
     assert SessionLabel.objects.filter(label=label).count() == 3
@@ -233,7 +233,7 @@ def test_bulk_labels_go_through_the_labels_service(member_client, member, sessio
     # The rows swapped into the list carry their chips.
     assert response.content.decode().count("&lt;VIP&gt;</span>") >= 3
 
-    response = post(member_client, ids[:1], "label_remove", label=str(label.pk))
+    response = post(member_client, ids[:1], "label_remove", apply_label=str(label.pk))
     assert "Label &lt;VIP&gt; removed from 1 conversation" in response.content.decode()
     assert SessionLabel.objects.filter(label=label).count() == 2
 
@@ -242,7 +242,7 @@ def test_a_label_of_another_account_is_refused(member_client, sessions, foreign_
     label = Label.objects.create(
         name="theirs", colour=Label.Colour.values[0], account=foreign_session.account
     )
-    response = post(member_client, [sessions[0].pk], "label_add", label=str(label.pk))
+    response = post(member_client, [sessions[0].pk], "label_add", apply_label=str(label.pk))
     assert response.status_code == 400
     assert "Choose a label you can use." in response.content.decode()
     assert not SessionLabel.objects.exists()
@@ -299,3 +299,37 @@ def test_the_outcome_counts_what_really_changed(member, sessions):
     assert outcome.changed == 2
     assert sorted(s.pk for s in outcome.sessions) == ids
     assert Message.objects.filter(activity=Message.Activity.PENDING).count() == 2
+
+
+def test_the_answer_keeps_the_lists_labels_in_its_links(member_client, sessions):
+    label = Label.objects.create(name="VIP", colour=Label.Colour.values[0])
+    response = member_client.post(
+        BULK,
+        {"sessions": [str(sessions[0].pk)], "action": "read", "label": str(label.pk)},
+        HTTP_HX_REQUEST="true",
+    )
+    assert f'href="/sessions/{sessions[0].pk}/?label={label.pk}"' in response.content.decode()
+    response = member_client.post(
+        BULK, {"sessions": [str(sessions[0].pk)], "action": "read", "label": str(label.pk)}
+    )
+    assert response["Location"] == f"/?label={label.pk}"
+
+
+def test_the_bars_arguments_do_not_mix_with_the_lists_filter(
+    member_client, member, sessions, synced
+):
+    """Posted from a list narrowed to "assigned to me" and a label: the bar's own assignee and
+    label choices are separate fields."""
+    colleague = get_user_model().objects.create_user("zhao", first_name="赵六")
+    synced.members.add(colleague)
+    shown, other = (
+        Label.objects.create(name=name, colour=Label.Colour.values[0]) for name in ("A", "B")
+    )
+    ids = [str(s.pk) for s in sessions[:2]]
+    filtered = {"assignee": "me", "label": str(shown.pk)}
+    response = post(member_client, ids, "assign", assign_to=str(colleague.pk), **filtered)
+    assert "2 conversations assigned to 赵六" in response.content.decode()
+    response = post(member_client, ids, "label_add", apply_label=str(other.pk), **filtered)
+    assert "Label B added to 2 conversations" in response.content.decode()
+    assert f"?assignee=me&amp;label={shown.pk}" in response.content.decode()
+    assert not SessionLabel.objects.filter(label=shown).exists()

@@ -73,12 +73,13 @@ class BulkActionForm(forms.Form):
     action = forms.ChoiceField(
         choices=ACTIONS, error_messages={"invalid_choice": _("Choose an action.")}
     )
-    assignee = forms.ModelChoiceField(
+    # Named apart from the list filter's own `assignee` and `label`, which ride along.
+    assign_to = forms.ModelChoiceField(
         queryset=None,
         required=False,
         error_messages={"invalid_choice": _("Choose a member of your accounts.")},
     )
-    label = forms.ModelChoiceField(
+    apply_label = forms.ModelChoiceField(
         queryset=Label.objects.none(),
         required=False,
         error_messages={"invalid_choice": _("Choose a label you can use.")},
@@ -87,17 +88,17 @@ class BulkActionForm(forms.Form):
     def __init__(self, *args, actor: AbstractBaseUser, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.actor = actor
-        self.fields["assignee"].queryset = bulk_actions.assignable_users(actor)
-        self.fields["label"].queryset = usable_labels(actor)
+        self.fields["assign_to"].queryset = bulk_actions.assignable_users(actor)
+        self.fields["apply_label"].queryset = usable_labels(actor)
 
     def clean(self) -> dict:
         data = super().clean()
         action = data.get("action")
-        if action == "assign" and not data.get("assignee") and "assignee" not in self.errors:
-            self.add_error("assignee", _("Choose whom to assign them to."))
+        if action == "assign" and not data.get("assign_to") and "assign_to" not in self.errors:
+            self.add_error("assign_to", _("Choose whom to assign them to."))
         labelling = action in ("label_add", "label_remove")
-        if labelling and not data.get("label") and "label" not in self.errors:
-            self.add_error("label", _("Choose a label."))
+        if labelling and not data.get("apply_label") and "apply_label" not in self.errors:
+            self.add_error("apply_label", _("Choose a label."))
         return data
 
     def bulk_action(self) -> BulkAction:
@@ -112,7 +113,7 @@ class BulkActionForm(forms.Form):
                 bulk_actions.STATUS, status=Session.Status.SNOOZED, snooze_until=until
             )
         if action == "assign":
-            return BulkAction(bulk_actions.ASSIGN, assignee=data["assignee"])
+            return BulkAction(bulk_actions.ASSIGN, assignee=data["assign_to"])
         if action == "assign_me":
             return BulkAction(bulk_actions.ASSIGN, assignee=self.actor)
         if action == "unassign":
@@ -120,7 +121,7 @@ class BulkActionForm(forms.Form):
         if action == "read":
             return BulkAction(bulk_actions.MARK_READ)
         kind = bulk_actions.ADD_LABEL if action == "label_add" else bulk_actions.REMOVE_LABEL
-        return BulkAction(kind, label=data["label"])
+        return BulkAction(kind, label=data["apply_label"])
 
 
 class SavedViewForm(forms.Form):

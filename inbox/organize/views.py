@@ -41,7 +41,7 @@ def _posted_filter(request: HttpRequest, accounts: list) -> ListFilter:
 def _list_url(list_filter: ListFilter) -> str:
     params = list_filter.params()
     index = reverse("inbox:index")
-    return f"{index}?{urlencode(params)}" if params else index
+    return f"{index}?{urlencode(params, doseq=True)}" if params else index
 
 
 # --- bulk actions ------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
     context = {
         "message": _confirmation(form, len(outcome.sessions)),
         "rows": outcome.sessions,
-        "list_query": urlencode(list_filter.params()),
+        "list_query": urlencode(list_filter.params(), doseq=True),
         "show_account": len(accounts) > 1 and list_filter.account is None,
     }
     return render(request, "organize/bulk_done.html", context)
@@ -111,7 +111,7 @@ def _confirmation(form: BulkActionForm, count: int) -> str:
             count,
         )
     elif action in ("assign", "assign_me"):
-        values["name"] = person(data["assignee"] if action == "assign" else form.actor)
+        values["name"] = person(data["assign_to"] if action == "assign" else form.actor)
         text = ngettext(
             "%(count)d conversation assigned to %(name)s",
             "%(count)d conversations assigned to %(name)s",
@@ -126,14 +126,14 @@ def _confirmation(form: BulkActionForm, count: int) -> str:
             "%(count)d conversation marked read", "%(count)d conversations marked read", count
         )
     elif action == "label_add":
-        values["label"] = data["label"].name
+        values["label"] = data["apply_label"].name
         text = ngettext(
             "Label %(label)s added to %(count)d conversation",
             "Label %(label)s added to %(count)d conversations",
             count,
         )
     else:
-        values["label"] = data["label"].name
+        values["label"] = data["apply_label"].name
         text = ngettext(
             "Label %(label)s removed from %(count)d conversation",
             "Label %(label)s removed from %(count)d conversations",
