@@ -25,6 +25,16 @@ from inbox.suggestions.pairing import Letter, pairs_in_thread
 from tests.conftest import store_items
 
 _ids = itertools.count(10**15)
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_indexes():
+    """Each process keeps an account's question index a while; tests reuse account ids."""
+    services.forget_indexes()
+    yield
+    services.forget_indexes()
+
+
 TEXT = Message.Type.TEXT
 
 

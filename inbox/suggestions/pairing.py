@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.db.models.functions import Left
 
@@ -173,7 +173,11 @@ def pair_new_answers(account_id: int) -> int:
     here meanwhile, which pair themselves. An account seen for the first time starts from its
     first letter, so its history is paired over its first passes. No transaction of its own:
     pairing twice stores nothing twice, so a failure between the steps costs only a repeat."""
-    progress, _ = PairingProgress.objects.get_or_create(account_id=account_id)
+    watermark = (
+        PairingProgress.objects.filter(account_id=account_id)
+        .values_list("last_message_id", flat=True)
+        .first()
+    ) or 0
     newest = Message.objects.aggregate(newest=Max("pk"))["newest"] or 0
     answers = [
         Letter(*row)
@@ -182,15 +186,25 @@ def pair_new_answers(account_id: int) -> int:
             account_id=account_id,
             is_sender=True,
             msg_type=Message.Type.TEXT,
-            pk__gt=progress.last_message_id,
+            pk__gt=watermark,
             pk__lte=newest,
         )
         .order_by("pk")[:PASS_BATCH]
     ]
     paired = pair_answers(answers)
-    progress.last_message_id = answers[-1].pk if len(answers) == PASS_BATCH else newest
-    progress.save(update_fields=["last_message_id"])
+    watermark = answers[-1].pk if len(answers) == PASS_BATCH else newest
+    _save_watermarks([account_id], watermark)
     return paired
+
+
+def _save_watermarks(account_ids: list[int], watermark: int) -> None:
+    """Insert or update the accounts' progress rows, in one statement."""
+    PairingProgress.objects.bulk_create(
+        [PairingProgress(account_id=pk, last_message_id=watermark) for pk in account_ids],
+        update_conflicts=True,
+        unique_fields=["account"],
+        update_fields=["last_message_id"],
+    )
 
 
 def rebuild(
@@ -210,11 +224,15 @@ def rebuild(
         _insert(_pairs_of(_counted(letters.order_by(*THREAD_ORDER).iterator(5000), advance)))
         if account_ids is None:
             account_ids = list(Account.objects.values_list("pk", flat=True))
-        for account_id in account_ids:
-            PairingProgress.objects.update_or_create(
-                account_id=account_id, defaults={"last_message_id": newest}
-            )
-        return pairs.count()
+        _save_watermarks(account_ids, newest)
+        count = pairs.count()
+    if connection.vendor == "postgresql":
+        # A table refilled at once: without fresh statistics the planner expects a few rows per
+        # account and sorts all of an account's pairs for the ranking window instead of reading
+        # the newest from suggestions_qapair_recent (150 ms instead of 1 ms at 76,000 pairs).
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE suggestions_qapair")
+    return count
 
 
 def rebuild_size(account_ids: list[int] | None = None) -> int:

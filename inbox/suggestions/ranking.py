@@ -12,12 +12,14 @@ questions are compared by the cosine of their weighted tokens.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 
 from inbox.search import LATIN_WORD, WIDE_RUN
 
@@ -28,6 +30,9 @@ MIN_SIMILARITY = 0.1
 # team gave many times to questions like this one is the safer suggestion.
 REPEAT_BONUS = 0.05
 DIGITS = re.compile(r"[0-9]+")
+# A question asked in the same words many times stands for its newest few askings (and their
+# answers): enough to see which answer the team gives it, without reading them all.
+KEYS_PER_QUESTION = 5
 
 
 def normalize(text: str) -> str:
@@ -52,45 +57,78 @@ class Match:
 
 
 class QuestionIndex:
-    """Earlier questions (`key`, their tokens joined by spaces) to compare a new one with."""
+    """Earlier questions (`key`, their tokens joined by spaces) to compare a new one with.
+    Questions asked in the same words share one entry: they are compared once."""
 
     def __init__(self, rows: Iterable[tuple[int, str]]):
-        self.rows = [(key, frozenset(joined.split())) for key, joined in rows]
-        self.frequency = Counter(token for _, row_tokens in self.rows for token in row_tokens)
+        keys_by_question: dict[str, list[int]] = {}
+        for key, joined in rows:
+            keys_by_question.setdefault(joined, []).append(key)
+        # One string object per distinct token: an index is kept a while (services), and its
+        # thousands of questions share a few thousand tokens.
+        canonical: dict[str, str] = {}
+        questions = [
+            (frozenset(canonical.setdefault(t, t) for t in joined.split()), keys)
+            for joined, keys in keys_by_question.items()
+        ]
+        size = sum(len(keys) for keys in keys_by_question.values())
+        frequency = Counter(
+            chain.from_iterable(list(question) * len(keys) for question, keys in questions)
+        )
+        # Inverse document frequency; a token no earlier question has weighs the most.
+        self.weights = {token: math.log((size + 1) / (n + 0.5)) for token, n in frequency.items()}
+        self.unseen_weight = math.log((size + 1) / 0.5)
+        self.questions = [(question, keys, self._norm(question)) for question, keys in questions]
 
     def weight(self, token: str) -> float:
-        """Inverse document frequency; a token no earlier question has weighs the most."""
-        return math.log((len(self.rows) + 1) / (self.frequency.get(token, 0) + 0.5))
+        return self.weights.get(token, self.unseen_weight)
 
     def similarity(self, query: Sequence[str], other: Iterable[str]) -> float:
         """Cosine of the weighted token sets of the query and of any other text (a canned
         reply)."""
-        return self._cosine(self._weights(query), frozenset(other))
+        weights = self._weights(query)
+        other = frozenset(other)
+        shared = sum(weights[token] ** 2 for token in weights.keys() & other)
+        return shared / (self._norm(weights.keys()) * self._norm(other)) if shared else 0.0
 
     def most_similar(self, query: Sequence[str], limit: int) -> list[Match]:
-        """The `limit` earlier questions most like `query`, most similar first."""
+        """The `limit` distinct earlier questions most like `query`, most similar first, each
+        with the keys of its newest KEYS_PER_QUESTION askings.
+
+        A question's cosine is at most sqrt(shared) / |query| (its norm is at least that of the
+        part it shares), so questions are scored in order of what they share, and the scoring
+        stops once no further question could enter the `limit` best."""
         weights = self._weights(query)
         if not weights:
             return []
         query_set = frozenset(weights)
-        matches = [
-            Match(self._cosine(weights, row_tokens), key)
-            for key, row_tokens in self.rows
-            if not query_set.isdisjoint(row_tokens)
+        query_norm = self._norm(query_set)
+        sharing = []
+        for question, keys, norm in self.questions:
+            common = query_set & question
+            if common:
+                sharing.append((sum(weights[token] ** 2 for token in common), norm, keys))
+        sharing.sort(key=lambda item: -item[0])
+        best: list[tuple[float, int, list[int]]] = []  # a min-heap of (cosine, order, keys)
+        for order, (shared, norm, keys) in enumerate(sharing):
+            if len(best) == limit and math.sqrt(shared) / query_norm <= best[0][0]:
+                break
+            cosine = shared / (query_norm * norm)
+            if len(best) < limit:
+                heapq.heappush(best, (cosine, order, keys))
+            elif cosine > best[0][0]:
+                heapq.heapreplace(best, (cosine, order, keys))
+        ranked = sorted(best, key=lambda item: (-item[0], item[1]))
+        return [
+            Match(cosine, key) for cosine, _, keys in ranked for key in keys[:KEYS_PER_QUESTION]
         ]
-        matches.sort(key=lambda match: -match.similarity)
-        return matches[:limit]
 
     def _weights(self, query: Sequence[str]) -> dict[str, float]:
         return {token: self.weight(token) for token in query}
 
-    def _cosine(self, weights: dict[str, float], other: frozenset[str]) -> float:
-        shared = sum(weights[token] ** 2 for token in other if token in weights)
-        if not shared:
-            return 0.0
-        query_norm = math.sqrt(sum(weight**2 for weight in weights.values()))
-        other_norm = math.sqrt(sum(self.weight(token) ** 2 for token in other))
-        return shared / (query_norm * other_norm)
+    def _norm(self, tokens: Iterable[str]) -> float:
+        known, unseen = self.weights, self.unseen_weight
+        return math.sqrt(sum(known.get(token, unseen) ** 2 for token in tokens))
 
 
 @dataclass(frozen=True)

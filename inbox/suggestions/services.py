@@ -4,12 +4,16 @@ pairs (no outside service).
 
 The question is the viewer's text letters since the account's last letter. It is compared with
 the questions of the account's newest RECENT_PAIRS pairs (one index range, whatever the size of
-the history: questions that recur are asked again within it), the best few candidates are read
-whole, and their answers ranked (ranking.best_answers). At most four queries, however much
-history there is.
+the history: questions that recur are asked again within it; kept a while by each process), the
+best few candidates are read whole, and their answers ranked (ranking.best_answers). At most five
+queries, however much history there is.
 """
 
 from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
 
 from django.db.models import Q
 
@@ -23,7 +27,7 @@ CANNED_SUGGESTIONS = 2
 RECENT_PAIRS = 2000
 # Candidates read whole before ranking their answers: enough for SUGGESTIONS distinct answers
 # when the most similar questions were mostly answered alike.
-CANDIDATES = 100
+CANDIDATES = 30
 # The composer's `/` menu offers at most as many (inbox.views.CANNED_LIMIT).
 CANNED_LIMIT = 500
 # A letter read back past this many of the account's own letters and notes stops the search
@@ -54,13 +58,43 @@ def suggestions_for(session: Session) -> list[ranking.Suggestion]:
     query = ranking.tokens(waiting_question(session))
     if not query:
         return []
-    index = ranking.QuestionIndex(
-        QAPair.objects.filter(account_id=session.account_id)
-        .order_by("-answered_at", "-pk")
-        .values_list("pk", "question_tokens")[:RECENT_PAIRS]
-    )
+    index = _question_index(session.account_id)
     suggestions = ranking.suggest(query, index, _answered, limit=SUGGESTIONS, candidates=CANDIDATES)
     return suggestions + _matching_canned(session, index, query, suggestions)
+
+
+# An account's index of recent questions is kept by each process for a while (INDEX_SECONDS), or
+# until the account has a newer pair: building it reads and weighs every token of RECENT_PAIRS
+# questions, tens of milliseconds, while checking for a newer pair is one index probe. At most
+# INDEXED_ACCOUNTS indexes are kept (a few MB each), the least recently used dropped first.
+INDEX_SECONDS = 60
+INDEXED_ACCOUNTS = 16
+_indexes: OrderedDict[int, tuple[float, int | None, ranking.QuestionIndex]] = OrderedDict()
+_indexes_lock = threading.Lock()
+
+
+def _question_index(account_id: int) -> ranking.QuestionIndex:
+    recent = QAPair.objects.filter(account_id=account_id).order_by("-answered_at", "-pk")
+    newest = recent.values_list("pk", flat=True).first()
+    now = time.monotonic()
+    with _indexes_lock:
+        kept = _indexes.get(account_id)
+        if kept is not None and kept[1] == newest and now - kept[0] < INDEX_SECONDS:
+            _indexes.move_to_end(account_id)
+            return kept[2]
+    index = ranking.QuestionIndex(recent.values_list("pk", "question_tokens")[:RECENT_PAIRS])
+    with _indexes_lock:
+        _indexes[account_id] = (now, newest, index)
+        _indexes.move_to_end(account_id)
+        while len(_indexes) > INDEXED_ACCOUNTS:
+            _indexes.popitem(last=False)
+    return index
+
+
+def forget_indexes() -> None:
+    """Drop every kept index (tests that change pairs in place)."""
+    with _indexes_lock:
+        _indexes.clear()
 
 
 def _answered(pks: list[int]) -> dict[int, ranking.Answered]:

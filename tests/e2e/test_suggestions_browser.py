@@ -13,11 +13,20 @@ from playwright.sync_api import expect
 
 from accounts.sandbox import finder_name, letter_item
 from inbox.models import Message, Session
-from inbox.suggestions import pairing
+from inbox.suggestions import pairing, services
 from tests.conftest import store_items
 from tests.e2e.conftest import SCREENSHOTS, sign_in
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_indexes():
+    """Each process keeps an account's question index a while; tests reuse account ids."""
+    services.forget_indexes()
+    yield
+    services.forget_indexes()
+
 
 NEW_MSG_IDS = itertools.count(10**15)
 HISTORY = [
