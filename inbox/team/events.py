@@ -58,19 +58,13 @@ def letters_stored(
 
 
 def _tell_members(account_id: int, opened: list[Session]) -> None:
-    members = notifications.account_members(account_id)
-    notifications.notify(
-        (
-            Draft(
-                recipient_id=member,
-                kind=Kind.NEW_CONVERSATION,
-                session=session,
-                text=notifications.conversation_text(session, session.last_message_preview),
-            )
+    notifications.notify_members(
+        account_id,
+        Kind.NEW_CONVERSATION,
+        [
+            (session, notifications.conversation_text(session, session.last_message_preview))
             for session in opened
-            for member in members
-        ),
-        members_checked=True,
+        ],
     )
 
 

@@ -26,7 +26,7 @@ from functools import partial, reduce
 from operator import or_
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -193,6 +193,41 @@ def _to_members(drafts: list[Draft]) -> list[Draft]:
         for d in drafts
         if d.recipient_id in superusers or (d.session.account_id, d.recipient_id) in members
     ]
+
+
+def notify_members(account_id: int, kind: str, items: list[tuple[Session, str]]) -> int:
+    """Tell every active member of the account about each (session, text), as their preferences
+    for `kind` say: one INSERT … SELECT over the members, however many sessions and members,
+    and one publish to those who got one. Returns how many notifications it made."""
+    if not items:
+        return 0
+    default = DEFAULTS[kind]
+    table = Notification._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(items))
+    sql = f"""
+        INSERT INTO {table}
+            (recipient_id, kind, account_id, session_id, text, browser, sound, created_at)
+        SELECT m.user_id, %s, m.account_id, v.column1, v.column2,
+               COALESCE(p.browser, %s), COALESCE(p.sound, %s), %s
+        FROM (VALUES {values}) AS v
+        JOIN {Membership._meta.db_table} m ON m.account_id = %s
+        JOIN {get_user_model()._meta.db_table} u ON u.id = m.user_id AND u.is_active
+        LEFT JOIN {NotificationPreference._meta.db_table} p
+            ON p.user_id = m.user_id AND p.kind = %s
+        WHERE COALESCE(p.in_app, %s)
+        RETURNING recipient_id
+    """
+    params = [kind, default.browser, default.sound, timezone.now()]
+    for session, text in items:
+        params += [session.pk, _cut(text)]
+    params += [account_id, kind, default.in_app]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        made = cursor.fetchall()
+    recipients = sorted({row[0] for row in made})
+    if recipients:
+        transaction.on_commit(partial(_publish, recipients, kind))
+    return len(made)
 
 
 def account_members(account_id: int, *, exclude: Iterable[int] = ()) -> list[int]:
