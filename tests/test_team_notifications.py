@@ -281,3 +281,15 @@ def test_the_bell_is_in_the_sidebar_and_costs_the_inbox_no_query(member_client):
     html = member_client.get(reverse("inbox:index")).content.decode()
     assert 'id="team-bell"' in html and 'hx-preserve="true"' in html
     assert reverse("inbox:team:poll") in html
+
+
+def test_a_bulk_assignment_tells_the_assignee_in_one_insert(
+    write, member, colleague, django_assert_max_num_queries
+):
+    from inbox.team import events
+
+    sessions = [write(f"bulk-{n}") for n in range(5)]
+    Notification.objects.all().delete()
+    with django_assert_max_num_queries(4):  # members, superusers, preferences, the insert
+        events.assigned_in_bulk(sessions, colleague, member)
+    assert Notification.objects.filter(recipient=colleague, kind=Kind.ASSIGNED).count() == 5

@@ -69,20 +69,25 @@ def _tell_members(account_id: int, opened: list[Session]) -> None:
 
 
 def assigned(session: Session, assignee, actor) -> None:
-    """Someone gave `session` to `assignee` (services.assign, the list's bulk actions): they
-    hear of it unless they did it themselves."""
+    """Someone gave `session` to `assignee` (services.assign): they hear of it unless they did
+    it themselves."""
+    assigned_in_bulk([session], assignee, actor)
+
+
+def assigned_in_bulk(sessions: list[Session], assignee, actor) -> None:
+    """Someone gave these sessions to `assignee` at once (the list's bulk action): one
+    notification each, made in one INSERT, unless they did it themselves."""
     if assignee is None or actor is None or assignee.pk == actor.pk:
         return
     notifications.notify(
-        [
-            Draft(
-                recipient_id=assignee.pk,
-                kind=Kind.ASSIGNED,
-                session=session,
-                text=notifications.conversation_text(session, session.last_message_preview),
-                actor_id=actor.pk,
-            )
-        ]
+        Draft(
+            recipient_id=assignee.pk,
+            kind=Kind.ASSIGNED,
+            session=session,
+            text=notifications.conversation_text(session, session.last_message_preview),
+            actor_id=actor.pk,
+        )
+        for session in sessions
     )
 
 
