@@ -54,18 +54,23 @@ def reparse_app_messages(batch_size: int = 500, window: int = 20_000) -> Iterato
             .only("pk", "session_id", "created_at", "content", "raw", *REPARSED_FIELDS)[:batch_size]
         )
         last_pk = messages[-1].pk if len(messages) == batch_size else last_pk + window
-        if not messages:
-            continue
-        changed = [message for message in messages if _refresh(message)]
-        previews = 0
-        if changed:
-            with transaction.atomic():
-                now = timezone.now()
-                for message in changed:
-                    message.updated_at = now
-                Message.objects.bulk_update(changed, [*REPARSED_FIELDS, "updated_at"])
-                previews = _refresh_previews(changed)
-        yield Batch(read=len(messages), changed=len(changed), previews=previews)
+        if messages:
+            yield refresh_messages(messages)
+
+
+def refresh_messages(messages: list[Message]) -> Batch:
+    """Store what reading these app messages again gives, for those where it differs (they
+    must carry the fields reparse reads: `REPARSED_FIELDS`, content, raw, session, created_at)."""
+    changed = [message for message in messages if _refresh(message)]
+    previews = 0
+    if changed:
+        with transaction.atomic():
+            now = timezone.now()
+            for message in changed:
+                message.updated_at = now
+            Message.objects.bulk_update(changed, [*REPARSED_FIELDS, "updated_at"])
+            previews = _refresh_previews(changed)
+    return Batch(read=len(messages), changed=len(changed), previews=previews)
 
 
 def reparsed_values(message: Message) -> dict[str, Any]:

@@ -613,3 +613,23 @@ PROBES += [
     ),
 ]
 
+
+
+def _threads_with_share_cards(t: Targets) -> list[Call]:
+    """Threads of about 11 letters with shared videos or links among them, their cards filled in
+    (idempotent, untimed: a data set built before share cards has none)."""
+    from inbox.card_backfill import refresh_messages
+
+    candidates = [plan.msg_session_id for plan in t.plan.sessions_of_size(11)[:400]]
+    session_ids = list(
+        Message.objects.filter(msg_type=Message.Type.APP, session__msg_session_id__in=candidates)
+        .values_list("session_id", flat=True)
+        .distinct()[:5]
+    )
+    shares = Message.objects.filter(session_id__in=session_ids, msg_type=Message.Type.APP)
+    refresh_messages(list(shares))
+    sessions = Session.objects.filter(pk__in=session_ids).order_by("pk")
+    return [_thread(session) for session in sessions] or [_thread(s) for s in t.small]
+
+
+PROBES.append(Probe("thread open (HX), share cards", _threads_with_share_cards))
