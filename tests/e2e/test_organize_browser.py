@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import Account
+from inbox.labels.models import Label, SessionLabel
 from inbox.models import Message, Session
 from inbox.organize.models import SavedView
 from tests.e2e.conftest import sign_in
@@ -130,4 +132,27 @@ def test_a_forged_selection_is_refused_with_a_message(page, live_server, inbox, 
     )
     assert not Session.objects.filter(status="resolved").exists()
     # A refused request is an answer, not a script error; the 404 is the only console line.
+    assert problems == []
+
+
+def test_assign_and_label_from_the_bars_more_menu(page, live_server, inbox, problems):
+    colleague = User.objects.create_user("wang", first_name="王五")
+    inbox.members.add(colleague)
+    Label.objects.create(name="退款", colour=Label.Colour.values[0])
+    sign_in(page, live_server)
+    picks = page.locator("#session-list .session-pick")
+    picks.nth(0).check()
+    picks.nth(1).check()
+    bar = page.locator("#bulk-form")
+    bar.locator("[data-bulk-more] summary").click()
+    bar.locator("#bulk-assign-to").select_option(label="王五")
+    bar.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.locator("#bulk-status")).to_have_text("2 conversations assigned to 王五")
+    picks.nth(0).check()
+    bar.locator("[data-bulk-more] summary").click()
+    bar.locator("#bulk-apply-label").select_option(label="退款")
+    bar.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#bulk-status")).to_have_text("Label 退款 added to 1 conversation")
+    assert Session.objects.filter(assignee=colleague).count() == 2
+    assert SessionLabel.objects.count() == 1
     assert problems == []
