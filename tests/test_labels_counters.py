@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from inbox.labels import counters, services
 from inbox.labels.models import Label, LabelCounter
@@ -116,4 +117,21 @@ def test_rebuild_repairs_counters_and_says_how_many_were_off(db, make_item, caps
     LabelCounter.objects.update(open=99)
     call_command("rebuild_label_counters")
     assert "were off" in capsys.readouterr().out
+    assert_label_counters_match_a_recount()
+
+
+def test_lost_triggers_are_put_back_after_migrate_and_recounted(db, make_item):
+    """SQLite drops a table's triggers when a migration rebuilds it: post_migrate puts them
+    back (counters.ensure_triggers) and recounts."""
+    desk = LabelDesk(make_item, seed=6)
+    for _ in range(3):
+        desk.sync_page()
+    with connection.cursor() as cursor:
+        for statement in counters._statements(connection.vendor, install=False):
+            cursor.execute(statement)
+    services.add_label(desk.agents[0], Session.objects.all(), desk.labels[0])
+    assert counters.stored() != counters.recount()
+    counters.ensure_triggers()
+    assert_label_counters_match_a_recount()
+    services.remove_label(desk.agents[0], Session.objects.all()[:1], desk.labels[0])
     assert_label_counters_match_a_recount()
