@@ -149,7 +149,7 @@ def _letter(rng, me, peer, session_id, moment, content, is_sender) -> dict:
         me=me,
         peer=peer,
         is_sender=is_sender,
-        msg_type=Message.Type.TEXT,
+        msg_type=int(Message.Type.TEXT),  # a plain int, as JSON has it: the parser wants one
         content=content,
         create_time=int(moment.timestamp()),
         msg_session_id=session_id,

@@ -351,6 +351,23 @@ def test_the_thread_loads_the_strip_only_when_the_viewer_wrote_last(member_clien
     assert "inbox:suggestions" not in html and 'id="suggestions-' not in html
 
 
+def test_the_demo_history_leaves_answered_questions_to_suggest_from(synced, member):
+    from inbox import demo_history
+
+    demo_history.make_history(synced, [member], per_day=4, days=6)
+
+    assert QAPair.objects.filter(account=synced).count() >= 20
+    waiting = [
+        session
+        for session in Session.objects.filter(
+            account=synced, msg_session_id__startswith=demo_history.SESSION_PREFIX
+        )
+        if services.waiting_question(session)
+    ]
+    assert waiting
+    assert all(services.suggestions_for(session) for session in waiting)
+
+
 # --- commands ------------------------------------------------------------------------------
 
 
