@@ -506,7 +506,7 @@ def render_share_card(message: Message, reader: Reader) -> str:
         )
     parts.append('<div class="share-body">')
     title = escape(card.title) or (escape(card.author) if channels else "") or words["untitled"]
-    if card.url and not channels:
+    if card.url and kind == LINK:  # a mini program's <url> only asks to upgrade WeChat
         url = escape(card.url)
         parts.append(
             f'<a class="share-title" href="{url}" target="_blank" '
@@ -547,9 +547,9 @@ def _share_cover_frame(card: ShareCard, cover: str, words: dict[str, str]) -> st
         shape = f"{round(ratio * 1000)} / 1000"
     else:
         shape = "3 / 4" if card.kind in (VIDEO, LIVE) else "1 / 1"
-    # The placeholder stays under the picture: a cover that fails to load (WeChat's cover
-    # URLs expire) leaves it showing, since a picture without alt text draws nothing broken. The
-    # card's text says what the cover shows.
+    # The placeholder lies under the picture; one that fails to load (WeChat's cover URLs
+    # expire) is drawn as the placeholder too (inbox.css), not as a broken picture. No alt
+    # text: the card's own text says what the cover shows.
     picture = (
         f'<span class="image-placeholder" aria-hidden="true">{_SHARE_ICONS.get(card.kind, "▧")}'
         "</span>"
@@ -566,7 +566,9 @@ def _share_cover_frame(card: ShareCard, cover: str, words: dict[str, str]) -> st
             )
     elif card.duration:
         minutes, seconds = divmod(card.duration, 60)
-        badge = f'<span class="share-badge">▶ {minutes}:{seconds:02d}</span>'
+        hours, minutes = divmod(minutes, 60)
+        length = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+        badge = f'<span class="share-badge">▶ {length}</span>'
     return (
         f'<div class="share-cover"><div class="image-frame" data-aspect-ratio="{shape}">'
         f"{picture}</div>{badge}</div>"

@@ -20,7 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element
 
-# Bumped when the card's shape or reading changes: reparse_app_messages refreshes older cards.
+# Bumped when the card's shape or reading changes: every stored card then differs from a fresh
+# reading, so reparse_app_messages rewrites them.
 CARD_VERSION = 1
 
 VIDEO, LIVE, MINI_PROGRAM, LINK, APP = "video", "live", "mini_program", "link", "app"
@@ -56,6 +57,10 @@ TRUSTED_PICTURE_HOSTS = ("qq.com", "qpic.cn", "qlogo.cn")
 
 @dataclass(frozen=True, slots=True)
 class ShareCard:
+    """A shared item as the thread shows it. `cover_url`/`avatar_url` are the XML's picture
+    URLs; `feed_id` the feed's objectId or the live's finderLiveID; `duration` in seconds;
+    `live_status` the live's state when it was shared (1 live, 2 ended)."""
+
     kind: str = APP
     title: str = ""
     author: str = ""
@@ -82,10 +87,10 @@ class ShareCard:
         if not isinstance(data, dict):
             return None
         values = {}
-        for spec in _FIELDS:
-            value = data.get(spec.name)
-            if isinstance(value, spec.python_type) and not isinstance(value, bool):
-                values[spec.name] = value
+        for name, python_type in _FIELD_TYPES.items():
+            value = data.get(name)
+            if isinstance(value, python_type) and not isinstance(value, bool):
+                values[name] = value
         if values.get("kind") not in KINDS:
             values["kind"] = APP
         return cls(**values)
@@ -99,15 +104,8 @@ class ShareCard:
         return is_trusted_picture(self.avatar_url)
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    name: str
-    python_type: type
-
-
-_FIELDS = tuple(
-    _Field(spec.name, int if "int" in str(spec.type) else str) for spec in fields(ShareCard)
-)
+# Each field's stored type (the annotations are strings: "int | None", "str").
+_FIELD_TYPES = {spec.name: int if "int" in str(spec.type) else str for spec in fields(ShareCard)}
 
 
 def read_share_card(appmsg: Element) -> tuple[ShareCard, int | None, list[str]]:

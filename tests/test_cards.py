@@ -476,6 +476,26 @@ def test_a_link_share_links_its_url_safely(member_client, synced, sandbox):
     assert "tracker.example" not in html and "shared a link" in html
 
 
+def test_a_mini_program_card_names_its_source_and_links_nowhere(member_client, synced, sandbox):
+    message = share(sandbox, synced, MINI_PROGRAM_XML)
+
+    html = card_html(thread_html(member_client, message), message)
+
+    assert '<span class="share-title">美团外卖，送啥都快</span>' in html
+    assert "美团外卖丨外卖美食奶茶咖啡水果</span>" in html and "shared a mini program" in html
+    assert "waerrpage" not in html
+
+
+def test_an_hour_long_video_shows_hours_in_its_duration(member_client, synced, sandbox):
+    message = share(
+        sandbox, synced, finder_feed_xml("long", desc="直播回放", nickname="店", duration=3665)
+    )
+
+    html = card_html(thread_html(member_client, message), message)
+
+    assert "▶ 1:01:05" in html
+
+
 @pytest.mark.parametrize(("xml", "error"), HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_xml_is_stored_and_shown_as_a_plain_card_without_its_xml(
     client, member, superuser, synced, sandbox, xml, error
