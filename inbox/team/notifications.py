@@ -34,6 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Account
 from inbox.models import Session
 from inbox.team.models import NOTIFICATION_TEXT_LENGTH, Kind, Notification, NotificationPreference
+from inbox.text import person
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +319,7 @@ def recent(user) -> list[Notification]:
 
 
 def headline(notification: Notification) -> str:
-    from inbox.text import person
-
+    """The bell's line for a notification, in the reader's language."""
     actor = person(notification.actor) or str(_("System"))
     return str(HEADLINES[notification.kind]) % {"actor": actor}
 
