@@ -4,9 +4,11 @@ checked first; activity lines, counters and the confirmation as the single actio
 from __future__ import annotations
 
 from datetime import timedelta
+from threading import Barrier, Thread
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -17,6 +19,7 @@ from inbox.models import Message, Session
 from inbox.organize import bulk_actions
 from inbox.organize.bulk_actions import BulkAction, BulkRefused
 from inbox.reports.models import Episode
+from inbox.sync import sync_account
 
 BULK = reverse("inbox:organize:bulk")
 
@@ -333,3 +336,34 @@ def test_the_bars_arguments_do_not_mix_with_the_lists_filter(
     assert "Label B added to 2 conversations" in response.content.decode()
     assert f"?assignee=me&amp;label={shown.pk}" in response.content.decode()
     assert not SessionLabel.objects.filter(label=shown).exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_agents_resolving_overlapping_selections_at_once_write_each_line_once(sandbox, account):
+    """The second bulk action waits for the first one's row locks, then sees the sessions
+    resolved already: one activity line per session, counters right."""
+    sync_account(account)
+    agents = [get_user_model().objects.create_user(f"agent{n}") for n in range(2)]
+    account.members.add(*agents)
+    ids = sorted(Session.objects.values_list("pk", flat=True))
+    selections = [ids[:4], ids[2:]]
+    barrier = Barrier(2)
+
+    def resolve(agent, selection) -> None:
+        try:
+            barrier.wait()
+            bulk_actions.run(agent, selection, BulkAction(bulk_actions.STATUS, status="resolved"))
+        finally:
+            connection.close()
+
+    threads = [Thread(target=resolve, args=pair) for pair in zip(agents, selections, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(Session.objects.values_list("status", flat=True)) == {"resolved"}
+    lines = Message.objects.filter(activity=Message.Activity.RESOLVED)
+    assert sorted(lines.values_list("session_id", flat=True)) == ids
+    assert counters.stored() == counters.recount()
