@@ -293,3 +293,23 @@ def test_a_bulk_assignment_tells_the_assignee_in_one_insert(
     with django_assert_max_num_queries(4):  # members, superusers, preferences, the insert
         events.assigned_in_bulk(sessions, colleague, member)
     assert Notification.objects.filter(recipient=colleague, kind=Kind.ASSIGNED).count() == 5
+
+
+def test_the_recipients_tabs_hear_of_it_after_commit_without_its_content(
+    write, member, colleague, monkeypatch, django_capture_on_commit_callbacks
+):
+    from inbox.live import publish
+
+    sent = []
+    monkeypatch.setattr(
+        publish, "to_users", lambda users, event, data: sent.append((list(users), event, data))
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        session = write("live-1", "不该出现在推送里")
+        services.assign(session, colleague, member)
+    assert sent == []  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    assert ([member.pk, colleague.pk], "notification", {"kind": "new_conversation"}) in sent
+    assert ([colleague.pk], "notification", {"kind": "assigned"}) in sent
+    assert "不该出现在推送里" not in repr(sent)
