@@ -50,13 +50,16 @@ def ensure_labels() -> BenchLabels:
     return BenchLabels(common=labels[COMMON], rare=labels[RARE])
 
 
-def cursor_at(label: Label, user, page: int) -> str:
-    """The load-more cursor of the list filtered by `label` at `page` (or its last page)."""
+def cursor_at(label: Label, user, page: int) -> str | None:
+    """The load-more cursor of the list filtered by `label` at `page` (or its last page); None
+    when no session carries it (a tiny data set)."""
     ordered = (
         browse.visible_sessions(user)
         .filter(label_links__label=label)
         .order_by("-last_message_at", "-pk")
     )
     total = ordered.count()
+    if not total:
+        return None
     row = max(min((page - 1) * browse.SESSION_PAGE, total) - 1, 0)
     return browse.session_key(ordered[row])

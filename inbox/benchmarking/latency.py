@@ -286,9 +286,8 @@ def _label_lists(pick: str, page: int | None = None) -> Callable[[Targets], list
 
     def calls(t: Targets) -> list[Call]:
         label = getattr(labels.ensure_labels(), pick)
-        if page is None:
-            return [_list({"label": label.pk})]
-        return [_list({"label": label.pk, "before": labels.cursor_at(label, t.user, page)})]
+        cursor = labels.cursor_at(label, t.user, page) if page else None
+        return [_list({"label": label.pk, **({"before": cursor} if cursor else {})})]
 
     return calls
 
