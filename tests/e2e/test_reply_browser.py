@@ -197,7 +197,8 @@ def test_snooze_and_assignment_from_the_header(page, live_server, inbox):
     expect(header.locator(".status")).to_contain_text("until tomorrow 09:00")
     expect(header.locator(".menu-panel")).to_be_hidden()
 
-    header.locator("select[name=assignee]").select_option(label="王五")
+    # Each member is offered with their availability (inbox.live); 王五 has no tab open.
+    header.locator("select[name=assignee]").select_option(label="王五 · Offline")
     expect(header.locator(".assignee")).to_have_text("Assigned to 王五")
     expect(page.locator(f"#session-{session.pk} .tag-assignee")).to_have_text("王五")
     header.get_by_role("button", name="Assign to me").click()
