@@ -168,6 +168,10 @@ def test_the_preferences_page_answers_only_get_and_post(member_client):
 # --- count, read, permission ------------------------------------------------------------------
 
 
+def open_(client, pk: int):
+    return client.post(reverse("inbox:team:open"), {"notification": pk})
+
+
 def poll(client, **params):
     return client.get(reverse("inbox:team:poll"), params)
 
@@ -226,11 +230,12 @@ def test_opening_a_notification_reads_that_conversations_and_goes_there(
     services.add_note(session, member, "记一下", uuid.uuid4())
     other = write("open-2")
     target = Notification.objects.get(recipient=member, session=session)
-    response = member_client.post(reverse("inbox:team:open", args=[target.pk]))
+    response = open_(member_client, target.pk)
     assert response.status_code == 302 and response.url == session.get_absolute_url()
     unread = Notification.objects.filter(recipient=member, read_at__isnull=True)
     assert [n.session_id for n in unread] == [other.pk]
-    assert member_client.get(reverse("inbox:team:open", args=[target.pk])).status_code == 405
+    assert member_client.get(reverse("inbox:team:open")).status_code == 405
+    assert member_client.post(reverse("inbox:team:open"), {"notification": "x"}).status_code == 400
 
 
 def test_the_dropdown_lists_newest_first_escaped(write, member_client):
@@ -259,7 +264,7 @@ def test_a_notification_never_reveals_a_conversation_of_an_account_one_left(
     }
     listed = member_client.get(reverse("inbox:team:notifications"), HTTP_HX_REQUEST="true")
     assert "秘密" not in listed.content.decode()
-    assert member_client.post(reverse("inbox:team:open", args=[target.pk])).status_code == 404
+    assert open_(member_client, target.pk).status_code == 404
     # And one made while one is not a member is not made at all.
     write("left-2", "也是秘密")
     assert Notification.objects.filter(recipient=member).count() == 1
@@ -269,7 +274,7 @@ def test_another_users_notification_is_404(write, member, colleague, client):
     write("theirs-1")
     theirs = Notification.objects.get(recipient=colleague)
     client.force_login(member)
-    assert client.post(reverse("inbox:team:open", args=[theirs.pk])).status_code == 404
+    assert open_(client, theirs.pk).status_code == 404
 
 
 def test_the_bell_needs_a_sign_in(client):

@@ -5,9 +5,8 @@ what a notification points at is checked against the user's accounts again."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -63,7 +62,6 @@ def _as_json(item: Notification) -> dict:
         "kind": item.kind,
         "title": notifications.headline(item),
         "body": item.text,
-        "open": reverse("inbox:team:open", args=[item.pk]),
         "browser": item.browser,
         "sound": item.sound,
     }
@@ -80,10 +78,13 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
-    """Read the user's notifications about this one's conversation and go there. A
+def open_notification(request: HttpRequest) -> HttpResponse:
+    """Read the user's notifications about the posted one's conversation and go there. A
     notification of an account the user has left is 404, like the conversation."""
-    notification = get_object_or_404(notifications.visible(request.user), pk=pk)
+    pk = request.POST.get("notification", "")
+    if not browse.is_number(pk):
+        return HttpResponseBadRequest(_("Choose a notification."))
+    notification = get_object_or_404(notifications.visible(request.user), pk=int(pk))
     session = _get_session_for_user(request, notification.session_id)
     notifications.mark_session_read(request.user, session.pk)
     return redirect(session.get_absolute_url())

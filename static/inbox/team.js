@@ -55,7 +55,7 @@
     var shown = new Notification(item.title, { body: item.body, tag: "finder-" + item.id });
     shown.onclick = function () {
       window.focus();
-      openNotification(item.open);
+      openNotification(item.id);
       shown.close();
     };
   }
@@ -69,16 +69,19 @@
     sound.play().catch(function () {});
   }
 
-  // Opening a notification reads it (a POST) and answers with the conversation.
-  function openNotification(url) {
+  // Opening a notification reads it (a POST, as the bell's list does) and answers with the
+  // conversation.
+  function openNotification(id) {
     var form = document.createElement("form");
     form.method = "post";
-    form.action = url;
-    var token = document.createElement("input");
-    token.type = "hidden";
-    token.name = "csrfmiddlewaretoken";
-    token.value = csrfToken();
-    form.appendChild(token);
+    form.action = bell().dataset.openUrl;
+    [["csrfmiddlewaretoken", csrfToken()], ["notification", String(id)]].forEach(function (pair) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = pair[0];
+      input.value = pair[1];
+      form.appendChild(input);
+    });
     document.body.appendChild(form);
     form.submit();
   }
