@@ -457,6 +457,7 @@ REPLY_REQUEUE_AFTER_SECONDS = int(os.environ.get("REPLY_REQUEUE_AFTER_SECONDS", 
 REPLY_MAX_REQUEUES = int(os.environ.get("REPLY_MAX_REQUEUES", "3"))
 
 # --- Labels ----------------------------------------------------------------------------------
-# Administrators manage labels in admin; with this on, agents may also create one (for the
-# conversation's account) from the thread's label picker.
-LABELS_AGENTS_CAN_CREATE = env_bool("LABELS_AGENTS_CAN_CREATE", True)
+# Administrators manage labels in admin (staff with the "add label" permission, and superusers,
+# may also create them from the thread's label picker); with this on, every agent may create one
+# there, for the conversation's account.
+LABELS_AGENTS_CAN_CREATE = env_bool("LABELS_AGENTS_CAN_CREATE", False)

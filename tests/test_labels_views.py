@@ -161,7 +161,8 @@ def test_agents_cannot_create_labels_when_not_allowed(member_client, session, la
     assert "data-label-create" not in picker.content.decode()
 
 
-def test_a_too_long_name_is_400_with_the_reason(member_client, session, labels):
+def test_a_too_long_name_is_400_with_the_reason(member_client, session, labels, settings):
+    settings.LABELS_AGENTS_CAN_CREATE = True
     response = change(member_client, session, name="长" * 51)
     assert response.status_code == 400
     assert "50" in response.content.decode()

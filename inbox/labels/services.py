@@ -57,6 +57,8 @@ def can_create_labels(user: AbstractBaseUser) -> bool:
 def create_label(actor: AbstractBaseUser, account_id: int, name: str) -> Label:
     """A new label of `account_id`, named `name`, in a colour its name picks. An existing label
     of that name (any case, the account's or a shared one) is returned instead of a twin."""
+    if not can_create_labels(actor) or not _workable(actor, {account_id}):
+        raise PermissionDenied("may not create labels here")
     name = " ".join(name.split())
     if not name:
         raise ValidationError(_("A label needs a name."))
@@ -64,8 +66,6 @@ def create_label(actor: AbstractBaseUser, account_id: int, name: str) -> Label:
         raise ValidationError(
             _("A label's name has at most %(limit)d characters.") % {"limit": NAME_LENGTH}
         )
-    if not can_create_labels(actor) or not _workable(actor, {account_id}):
-        raise PermissionDenied("may not create labels here")
     existing = Label.objects.for_accounts([account_id]).filter(name__iexact=name).first()
     if existing is not None:
         return existing
