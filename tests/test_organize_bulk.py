@@ -20,6 +20,7 @@ from inbox.organize import bulk_actions
 from inbox.organize.bulk_actions import BulkAction, BulkRefused
 from inbox.reports.models import Episode
 from inbox.sync import sync_account
+from inbox.team.models import Notification
 
 BULK = reverse("inbox:organize:bulk")
 
@@ -173,6 +174,9 @@ def test_bulk_assign_writes_one_line_per_change_and_checks_the_assignee(
     lines = Message.objects.filter(activity=Message.Activity.ASSIGNED)
     assert sorted(lines.values_list("session_id", flat=True)) == ids[1:]
     assert {line.activity_user_id for line in lines} == {colleague.pk}
+    # And they hear of each, as from the thread header.
+    notified = Notification.objects.filter(recipient=colleague, kind="assigned")
+    assert sorted(notified.values_list("session_id", flat=True)) == ids[1:]
     assert counters.stored() == counters.recount()
 
     stranger = get_user_model().objects.create_user("stranger")

@@ -2,8 +2,9 @@
 
 The same changes as the thread header's (inbox.services), set-based: one UPDATE per action,
 whatever the selection's size (the counter triggers see one statement), one activity line per
-conversation that changed, bulk-inserted, and the reports' facts told about status lines as
-set_status tells them. Labels go through the labels app's own service.
+conversation that changed, bulk-inserted, the reports' facts told about status lines as
+set_status tells them, and the assignee notified as assign notifies them. Labels go through the
+labels app's own service.
 
 Permissions are checked per conversation, before anything is written: every id must be a
 conversation the actor may work on (inbox.browse.visible_sessions: a member of its account, or a
@@ -34,6 +35,7 @@ from inbox.labels.models import Label
 from inbox.models import Message, Session
 from inbox.reports import facts
 from inbox.services import STATUS_ACTIVITY
+from inbox.team import events as team_events
 
 # A page of the list is 50 rows; a few pages loaded and all selected stay well under this. More
 # in one transaction would hold many session rows locked against sync for too long.
@@ -181,6 +183,8 @@ def _assign(actor: AbstractBaseUser, sessions: list[Session], action: BulkAction
     Message.objects.bulk_create(
         [Message.activity_line(s, activity, author=actor, target=assignee, at=now) for s in targets]
     )
+    # The assignee hears of it, as from the thread header (one notification each, one INSERT).
+    team_events.assigned_in_bulk(targets, assignee, actor)
     return len(targets)
 
 
