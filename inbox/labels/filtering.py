@@ -33,10 +33,10 @@ class UnknownLabel(LookupError):
 
 class AmongSessionsOf(Func):
     """The row's session is one of `label_id`'s in `account_id`, read first from the label's
-    index (one range: labels_sessionlabel_by_label). On
-    PostgreSQL an `= ANY(ARRAY(subquery))`: the subquery runs once (an InitPlan) and the few
-    sessions are fetched by primary key, where `IN (subquery)` would leave the planner free to
-    hash the label's rows and scan the account's sessions."""
+    index (one range of labels_sessionlabel_by_label). On PostgreSQL an `= ANY(ARRAY(…))`: the
+    subquery runs once (an InitPlan) and the few sessions are fetched by primary key, where
+    `IN (subquery)` would leave the planner free to hash the label's rows and scan the account's
+    sessions."""
 
     output_field = BooleanField()
 
