@@ -439,3 +439,24 @@ def test_the_demo_has_a_viewer_who_wrote_to_both_of_its_shops(db, sandbox, sandb
     viewer = Viewer.objects.get(username=WANG.username)
     assert {link.session.account for link in viewer.links.all()} == {demo, sister}
     assert register_sister(sister) is None  # only the demo's own shop has a sister
+
+
+def test_a_big_round_of_contacts_queues_a_few_downloads_and_leaves_the_rest_to_the_panel(
+    db, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(avatars, "EAGER_DOWNLOADS", 2)
+    answers = {
+        f"v2_{n}@finder": [
+            {"username": f"v2_{n}@finder", "nickname": f"N{n}", "headUrl": f"http://cdn/{n}.jpg"}
+        ]
+        for n in range(5)
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        assert avatars.remember_contacts(answers) == 2
+    assert len(queued) == 2
+    waiting = Viewer.objects.exclude(pk__in=queued)
+    assert waiting.count() == 3 and all(avatars.wants_avatar(viewer) for viewer in waiting)
+    assert sorted(Viewer.objects.values_list("nickname", flat=True)) == [f"N{n}" for n in range(5)]
+    # The same answers again change nothing and queue nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert avatars.remember_contacts(answers) == 0

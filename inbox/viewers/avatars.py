@@ -25,21 +25,26 @@ import requests
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.client import VideosApiError
+from inbox.bulk import bound_cursor
 from inbox.images import unusable_url
 from inbox.payloads import clean_text
 from inbox.services import image_type, my_identity
 from inbox.sync import is_channels_name
+from inbox.viewers.linking import ensure_viewers
 from inbox.viewers.models import Viewer
 
 log = logging.getLogger(__name__)
 
 AVATAR_MAX_BYTES = 1 << 20  # WeChat's avatars are 132 px JPEGs of a few KB; 1 MB is generous
 AVATAR_RETRY_AFTER = timedelta(days=1)
+# New pictures queued at once per contactList round (a sync pass's new peers); more wait for
+# their profile to be opened.
+EAGER_DOWNLOADS = 50
 CONNECT_TIMEOUT = 3
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
 NICKNAME_LENGTH = Viewer._meta.get_field("nickname").max_length
@@ -69,36 +74,66 @@ def contact_details(peer: str, entries: list[dict]) -> tuple[str, str]:
 def remember_contacts(answers: dict[str, list[dict]]) -> int:
     """Store what contactList said about these peers (user name → its answer): each viewer's
     nickname, and a new picture URL, whose download is queued. Viewers not linked yet are made
-    here. Three statements for the lot, whatever its size. Returns how many downloads it
-    queued (a duplicate, should another process queue the same one, only stores the same file)."""
+    here. Three statements for the lot, whatever its size (a backfill hands over 500 at a
+    time). Returns how many downloads it queued (a duplicate, should another process queue the
+    same one, only stores the same file)."""
     details = {peer: contact_details(peer, entries) for peer, entries in answers.items()}
     details = {peer: found for peer, found in details.items() if any(found)}
     if not details:
         return 0
-    Viewer.objects.bulk_create(
-        [Viewer(username=peer) for peer in sorted(details)], ignore_conflicts=True
-    )
+    ensure_viewers(details)
     now = timezone.now()
     changed, fetch = [], []
-    for viewer in Viewer.objects.filter(username__in=details):
-        nickname, url = details[viewer.username]
-        new_url = bool(url) and url != viewer.avatar_url_seen
-        if (nickname and nickname != viewer.nickname) or new_url:
-            viewer.nickname = nickname or viewer.nickname
-            if new_url:
-                # Claimed at once: the last attempt was for another picture. The old picture
-                # stays until the new one is in.
-                viewer.avatar_url_seen = url[:URL_LENGTH]
-                viewer.avatar_requested_at = now
-                viewer.avatar_fetched_at = None
-                fetch.append(viewer.pk)
-            changed.append(viewer)
-    Viewer.objects.bulk_update(
-        changed, ["nickname", "avatar_url_seen", "avatar_requested_at", "avatar_fetched_at"]
+    stored = Viewer.objects.filter(username__in=details).values_list(
+        "pk", "username", "nickname", "avatar_url_seen", "avatar_requested_at", "avatar_fetched_at"
     )
+    for pk, username, nickname, url_seen, requested_at, fetched_at in stored:
+        new_nickname, url = details[username]
+        if url and url != url_seen:
+            # The last attempt was for another picture: this one may go at once. The first
+            # EAGER_DOWNLOADS are claimed and queued now; the rest (a backfill's thousands)
+            # wait for their profile to be opened (request_avatar) instead of flooding the
+            # queue. The old picture stays until the new one is in.
+            url_seen, fetched_at = url[:URL_LENGTH], None
+            requested_at = now if len(fetch) < EAGER_DOWNLOADS else None
+            if requested_at:
+                fetch.append(pk)
+        elif not new_nickname or new_nickname == nickname:
+            continue
+        changed.append((pk, new_nickname or nickname, url_seen, requested_at, fetched_at))
+    _save_contact_fields(changed)
     for viewer_id in fetch:
         transaction.on_commit(partial(_publish, viewer_id))
     return len(fetch)
+
+
+def _save_contact_fields(rows: list[tuple]) -> None:
+    """(pk, nickname, avatar_url_seen, avatar_requested_at, avatar_fetched_at) rows, in one
+    UPDATE on PostgreSQL (arrays bound in binary); on SQLite one prepared UPDATE per row."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(Viewer._meta.db_table)
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS v SET nickname = u.nickname, avatar_url_seen = u.url, "
+                "avatar_requested_at = u.requested_at, avatar_fetched_at = u.fetched_at "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::timestamptz[], "
+                "%b::timestamptz[]) AS u(id, nickname, url, requested_at, fetched_at) "
+                "WHERE v.id = u.id",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET nickname = %s, avatar_url_seen = %s, avatar_requested_at = %s, "
+            "avatar_fetched_at = %s WHERE id = %s",
+            [
+                (nickname, url, adapt(requested_at), adapt(fetched_at), pk)
+                for pk, nickname, url, requested_at, fetched_at in rows
+            ],
+        )
 
 
 def wants_avatar(viewer: Viewer, now=None) -> bool:

@@ -30,26 +30,19 @@ def link_sessions(sessions: Iterable[Session]) -> int:
     )
     if not pairs:
         return 0
-    usernames = sorted({username for username, _ in pairs})
+    ensure_viewers({username for username, _ in pairs})
     if connection.vendor == "postgresql":
-        return _link_postgresql(pairs, usernames)
-    return _link_sqlite(pairs, usernames)
+        return _link_postgresql(pairs)
+    return _link_sqlite(pairs)
 
 
-def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
-    """Two statements, each with its arrays bound in binary. Two, not one with a CTE: a viewer
-    another account's sync inserts at the same moment is waited for by ON CONFLICT, but only a
-    second statement's snapshot sees it. Names go in sorted, so two pages that share new viewers
-    take their row locks in the same order and cannot deadlock."""
+def _link_postgresql(pairs: list[tuple[str, int]]) -> int:
+    """The links in one statement, its arrays bound in binary. A statement apart from
+    ensure_viewers', not one CTE: a viewer another account's sync inserts at the same moment is
+    waited for by ON CONFLICT, but only a second statement's snapshot sees it."""
     viewer = connection.ops.quote_name(Viewer._meta.db_table)
     link = connection.ops.quote_name(ViewerSession._meta.db_table)
     with bound_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {viewer} (username, nickname, avatar, avatar_url_seen, avatar_error, "
-            "created_at) SELECT name, '', '', '', '', %b FROM unnest(%b::text[]) AS name "
-            "ON CONFLICT (username) DO NOTHING",
-            [timezone.now(), usernames],
-        )
         cursor.execute(
             f"INSERT INTO {link} (session_id, viewer_id) SELECT p.session_id, v.id "
             "FROM unnest(%b::text[], %b::bigint[]) AS p(username, session_id) "
@@ -60,24 +53,41 @@ def _link_postgresql(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
         return cursor.rowcount
 
 
-def _link_sqlite(pairs: list[tuple[str, int]], usernames: list[str]) -> int:
-    """The same two statements, each a prepared statement run per row (SQLite is in-process:
-    no round trips to save)."""
+def _link_sqlite(pairs: list[tuple[str, int]]) -> int:
+    """The same, a prepared statement run per row (SQLite is in-process: no round trips)."""
     viewer = connection.ops.quote_name(Viewer._meta.db_table)
     link = connection.ops.quote_name(ViewerSession._meta.db_table)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {viewer} (username, nickname, avatar, avatar_url_seen, avatar_error, "
-            "created_at) VALUES (%s, '', '', '', '', %s) ON CONFLICT (username) DO NOTHING",
-            [(username, now) for username in usernames],
-        )
         cursor.executemany(
             f"INSERT INTO {link} (session_id, viewer_id) SELECT %s, id FROM {viewer} "
             "WHERE username = %s ON CONFLICT (session_id) DO NOTHING",
             [(pk, username) for username, pk in pairs],
         )
         return cursor.rowcount
+
+
+def ensure_viewers(usernames: Iterable[str]) -> None:
+    """A Viewer for each of these user names that has none, in one statement. Names go in
+    sorted, so two transactions that make the same new viewers take their row locks in the same
+    order and cannot deadlock."""
+    viewer = connection.ops.quote_name(Viewer._meta.db_table)
+    columns = "(username, nickname, avatar, avatar_url_seen, avatar_error, created_at)"
+    usernames = sorted(usernames)
+    if connection.vendor == "postgresql":
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {viewer} {columns} SELECT name, '', '', '', '', %b "
+                "FROM unnest(%b::text[]) AS name ON CONFLICT (username) DO NOTHING",
+                [timezone.now(), usernames],
+            )
+        return
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {viewer} {columns} VALUES (%s, '', '', '', '', %s) "
+            "ON CONFLICT (username) DO NOTHING",
+            [(username, now) for username in usernames],
+        )
 
 
 def rebuild_viewers(
