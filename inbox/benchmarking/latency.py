@@ -591,10 +591,20 @@ def _heartbeat(with_thread: bool) -> Callable[[Targets], list[Call]]:
     return calls
 
 
+def _agent_online(t: Targets, call: Call) -> Call:
+    """The timed heartbeats are an online agent's: the one that brings an agent online may
+    hand them waiting conversations (the team's auto-assignment, a query or two), once."""
+    from inbox.live import presence
+
+    presence.heartbeat(t.user.pk, "bench", "bench-other-tab", active=True)
+    return call
+
+
 def _colleagues_in_thread(t: Targets, call: Call) -> Call:
     """Two colleagues in the probed conversation, one typing (their entries last seconds)."""
     from inbox.live import presence
 
+    _agent_online(t, call)
     session_id = t.small[0].pk
     presence.heartbeat(-1, "王芳", "bench-colleague-1", active=True, session_id=session_id)
     presence.heartbeat(
@@ -604,7 +614,7 @@ def _colleagues_in_thread(t: Targets, call: Call) -> Call:
 
 
 PROBES += [
-    Probe("live heartbeat, no conversation", _heartbeat(with_thread=False)),
+    Probe("live heartbeat, no conversation", _heartbeat(with_thread=False), before=_agent_online),
     Probe(
         "live heartbeat, conversation with 2 others",
         _heartbeat(with_thread=True),

@@ -67,7 +67,8 @@ def _typing_key(session_id: int) -> str:
 class Beat:
     """What a heartbeat found: the others in the conversation, whether this heartbeat changed
     what they see (the tab just opened it, or started or stopped typing: the caller tells them
-    at once), and whether it brought the agent online (no tab of theirs was open)."""
+    at once), and whether it made the agent online (from offline, or from an automatic away by
+    working again): auto-assignment may have conversations waiting for them."""
 
     others: list[Viewer]
     changed: bool
@@ -99,7 +100,12 @@ def heartbeat(
     keys = [_tabs_key(user_id)]
     if session_id is not None:
         keys += [_viewing_key(session_id), _typing_key(session_id)]
-    tabs, *before = get_store().alive(keys, now)
+    (tabs, *before), (status, last_active) = get_store().snapshot(
+        keys, [_status_key(user_id), _active_key(user_id)], now
+    )
+    was = _state(bool(tabs), status, last_active, now)
+    if active:
+        last_active = repr(now)
     view_seconds = settings.LIVE_VIEW_SECONDS
     batch = Batch(now).touch(_tabs_key(user_id), tab, now + settings.LIVE_TAB_SECONDS)
     if active:
@@ -118,7 +124,8 @@ def heartbeat(
         changed = me not in viewing or was_typing != typing
         viewers = _viewers(viewing, typists, exclude=user_id)
     get_store().write(batch)
-    return Beat(viewers, changed, came_online=not tabs)
+    came_online = was != ONLINE and _state(True, status, last_active, now) == ONLINE
+    return Beat(viewers, changed, came_online=came_online)
 
 
 def viewers(session_id: int, *, exclude: int | None = None) -> list[Viewer]:
@@ -127,10 +134,6 @@ def viewers(session_id: int, *, exclude: int | None = None) -> list[Viewer]:
         [_viewing_key(session_id), _typing_key(session_id)], clock()
     )
     return _viewers(viewing, typists, exclude=exclude)
-
-
-def viewer_ids(session_id: int) -> set[int]:
-    return {viewer.user_id for viewer in viewers(session_id)}
 
 
 def leave(user_id: int, name: str, tab: str, session_id: int) -> None:
@@ -195,19 +198,20 @@ def availability(user_ids: Iterable[int]) -> dict[int, str]:
         [k for user_id in ids for k in (_status_key(user_id), _active_key(user_id))],
         now,
     )
-    idle_after = settings.LIVE_AWAY_AFTER_MINUTES * 60
-    answer = {}
-    for index, user_id in enumerate(ids):
-        status, active = values[2 * index], values[2 * index + 1]
-        if not tabs[index]:
-            answer[user_id] = OFFLINE
-        elif status in (BUSY, AWAY):
-            answer[user_id] = status
-        elif active is None or now - float(active) > idle_after:
-            answer[user_id] = AWAY
-        else:
-            answer[user_id] = ONLINE
-    return answer
+    return {
+        user_id: _state(bool(tabs[index]), values[2 * index], values[2 * index + 1], now)
+        for index, user_id in enumerate(ids)
+    }
+
+
+def _state(has_tabs: bool, status: str | None, last_active: str | None, now: float) -> str:
+    if not has_tabs:
+        return OFFLINE
+    if status in (BUSY, AWAY):
+        return status
+    if last_active is None or now - float(last_active) > settings.LIVE_AWAY_AFTER_MINUTES * 60:
+        return AWAY
+    return ONLINE
 
 
 def online_user_ids(user_ids: Iterable[int]) -> set[int]:

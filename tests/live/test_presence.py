@@ -130,9 +130,17 @@ def test_typists_come_first(clock):
     assert [viewer.user_id for viewer in presence.viewers(7, exclude=2)] == [1]
 
 
-def test_a_heartbeat_says_when_it_brought_the_agent_online(clock, settings):
+def test_a_heartbeat_says_when_it_made_the_agent_online(clock, settings):
     settings.LIVE_TAB_SECONDS = 45
+    settings.LIVE_AWAY_AFTER_MINUTES = 1
     assert presence.heartbeat(1, "user 1", "tab-a", active=True).came_online
     assert not presence.heartbeat(1, "user 1", "tab-b", active=True).came_online
-    clock.advance(60)
-    assert presence.heartbeat(1, "user 1", "tab-a", active=True).came_online
+    clock.advance(40)
+    assert not presence.heartbeat(1, "user 1", "tab-a", active=False).came_online
+    clock.advance(40)  # idle 80 s: away
+    assert not presence.heartbeat(1, "user 1", "tab-a", active=False).came_online
+    assert presence.heartbeat(1, "user 1", "tab-a", active=True).came_online  # back at work
+    presence.set_status(1, "busy")
+    assert not presence.heartbeat(1, "user 1", "tab-a", active=True).came_online
+    clock.advance(60)  # every tab gone
+    assert not presence.heartbeat(1, "user 1", "tab-a", active=False).came_online  # busy
