@@ -328,7 +328,11 @@ class Message(models.Model):
 
     @property
     def image(self) -> ImageMeta | None:
-        return ImageMeta.from_dict(self.image_meta) if self.image_meta else None
+        """An image letter's CDN metadata. An app message keeps its share card in the same
+        column, under "card" (inbox.share_cards): that is no image."""
+        if not self.image_meta or "card" in self.image_meta:
+            return None
+        return ImageMeta.from_dict(self.image_meta)
 
     @property
     def is_incoming(self) -> bool:
