@@ -460,3 +460,33 @@ def test_a_big_round_of_contacts_queues_a_few_downloads_and_leaves_the_rest_to_t
     # The same answers again change nothing and queue nothing.
     with django_capture_on_commit_callbacks(execute=True):
         assert avatars.remember_contacts(answers) == 0
+
+
+@pytest.fixture
+def redirecting_server():
+    """An HTTP server whose every GET is a redirect to the sandbox's picture."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere.png")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_an_avatar_redirect_is_not_followed(wang_session, redirecting_server):
+    viewer = Viewer.objects.get(username=WANG.username)
+    Viewer.objects.filter(pk=viewer.pk).update(avatar_url_seen=f"{redirecting_server}/a.png")
+    assert not avatars.fetch_avatar(viewer.pk)
+    viewer.refresh_from_db()
+    assert viewer.avatar_error == "HTTP 302: redirect not followed"
