@@ -16,7 +16,6 @@ from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from inbox.labels.models import Label
-from inbox.labels.services import usable_labels
 from inbox.models import Message, Session
 from inbox.viewers import avatars
 from inbox.viewers.linking import link_sessions
@@ -78,17 +77,18 @@ def viewer_of(session: Session) -> Viewer | None:
 
 
 def profile(user: AbstractBaseUser, session: Session) -> Profile | None:
-    """The panel of `session`'s viewer as `user` may see it: four queries (viewer,
-    conversations, notes, labels), and a fifth when the viewer still needs a picture (a
-    download claimed at most once a day)."""
-    viewer = viewer_of(session)
-    if viewer is None:
+    """The panel of `session`'s viewer as `user` may see it: three queries (the conversations
+    with their viewer, notes, labels), and one more when the viewer still needs a picture (a
+    download claimed at most once a day). None for a session without a peer user name."""
+    if not session.peer_username:
         return None
-    conversations = _conversations(user, viewer)
+    conversations = _conversations(user, session.peer_username)
     if all(s.pk != session.pk for s in conversations):
-        # Linked to the viewer after the fact (see viewer_of); once only.
+        # A session from before the viewers app, not yet reached by rebuild_viewers: linked
+        # (its viewer made) now, once.
         link_sessions([session])
-        conversations = _conversations(user, viewer)
+        conversations = _conversations(user, session.peer_username)
+    viewer = next(s for s in conversations if s.pk == session.pk).viewer_link.viewer
     if avatars.wants_avatar(viewer):
         avatars.request_avatar(viewer)
     return Profile(
@@ -100,16 +100,17 @@ def profile(user: AbstractBaseUser, session: Session) -> Profile | None:
     )
 
 
-def _conversations(user: AbstractBaseUser, viewer: Viewer) -> list[Session]:
-    """One query: the viewer's sessions in accounts `user` may see, with the times of the
-    viewer's first and last letter in each (from the thread-position index, one row each)."""
+def _conversations(user: AbstractBaseUser, username: str) -> list[Session]:
+    """One query: the sessions of the viewer with this user name in accounts `user` may see,
+    each with the viewer and the times of the viewer's first and last letter in it (from the
+    thread-position index, one row each)."""
     letters = Message.objects.filter(
         session=OuterRef("pk"), kind=Message.Kind.LETTER, is_sender=False
     )
     return list(
         Session.objects.visible_to(user)
-        .filter(viewer_link__viewer=viewer)
-        .select_related("account")
+        .filter(viewer_link__viewer__username=username)
+        .select_related("account", "viewer_link__viewer")
         .annotate(
             first_letter_at=Subquery(letters.order_by("created_at").values("created_at")[:1]),
             last_letter_at=Subquery(letters.order_by("-created_at").values("created_at")[:1]),
@@ -155,9 +156,11 @@ def labels_of(viewer: Viewer) -> list[Label]:
     return list(Label.objects.filter(viewer_links__viewer=viewer))
 
 
-def usable_viewer_labels(user: AbstractBaseUser, session: Session) -> QuerySet[Label]:
-    """What `user` may put on the viewer from this conversation: the labels of its account."""
-    return usable_labels(user, session.account_id)
+def usable_viewer_labels(session: Session) -> QuerySet[Label]:
+    """What may be put on the viewer from this conversation: the labels its account may use.
+    The views fetch the session through the inbox's access helper, so the user works on it (the
+    check inbox.labels.services.usable_labels would make again)."""
+    return Label.objects.for_accounts([session.account_id])
 
 
 def label_viewer(viewer: Viewer, label: Label, actor: AbstractBaseUser) -> bool:

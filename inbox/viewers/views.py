@@ -38,7 +38,7 @@ def _panel_context(
         "profile": profile,
         "viewer": profile.viewer,
         "note_form": ViewerNoteForm(),
-        "usable_labels": services.usable_viewer_labels(request.user, session),
+        "usable_labels": services.usable_viewer_labels(session),
     }
 
 
@@ -143,7 +143,7 @@ def delete_note(request: HttpRequest, pk: int, note_pk: int) -> HttpResponse:
 def change_label(request: HttpRequest, pk: int) -> HttpResponse:
     session = _get_session_for_user(request, pk)
     viewer = _viewer_for(session)
-    usable = services.usable_viewer_labels(request.user, session)
+    usable = services.usable_viewer_labels(session)
     form = ViewerLabelForm(request.POST, labels=usable)
     status = 200
     if form.is_valid():
