@@ -281,3 +281,20 @@ def test_the_list_narrows_to_an_assignee_and_to_unread(member, member_client, co
     assert [s.pk for s in poll.context["moved"]] == [sessions[0].pk]
     bad = member_client.get(reverse("inbox:sessions_poll"), {"since": "0", "unread": "2"})
     assert bad.status_code == 400
+
+
+def test_a_view_saves_only_labels_the_owner_can_use(member_client, member, outsider):
+    theirs = Label.objects.create(
+        name="theirs", colour=Label.Colour.values[0], account=outsider.finder_accounts.get()
+    )
+    shared = Label.objects.create(name="VIP", colour=Label.Colour.values[0])
+    response = member_client.post(
+        SAVE, {"name": "forged", "label": [str(theirs.pk)]}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 400
+    assert "not ones you can use" in response.content.decode()
+    response = member_client.post(
+        SAVE, {"name": "VIPs", "label": [str(shared.pk)]}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert SavedView.objects.get().label_ids == [shared.pk]

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Account
 from inbox import browse
 from inbox.labels.models import LabelCounter
+from inbox.labels.services import usable_labels
 from inbox.models import SessionCounter
 from inbox.organize.models import NAME_LENGTH, SavedView
 
@@ -149,7 +150,11 @@ def save(
     *,
     shared: bool = False,
 ) -> SavedView:
-    """Save `list_filter` (already parsed and checked against the owner's accounts) as `name`."""
+    """Save `list_filter` (already parsed and checked against the owner's accounts) as `name`.
+    Its labels must be ones the owner can use (the list itself would refuse the others)."""
+    label_ids = set(list_filter.label_ids)
+    if label_ids and usable_labels(owner).filter(pk__in=label_ids).count() != len(label_ids):
+        raise ValidationError(_("The list's labels are not ones you can use."))
     view = SavedView(
         owner=owner,
         name=clean_name(name),
