@@ -298,3 +298,15 @@ def test_a_view_saves_only_labels_the_owner_can_use(member_client, member, outsi
     )
     assert response.status_code == 200
     assert SavedView.objects.get().label_ids == [shared.pk]
+
+
+def test_admin_lists_saved_views_for_superusers_only(client, member, colleague):
+    SavedView.objects.create(owner=colleague, name="<i>theirs</i>")
+    url = reverse("admin:organize_savedview_changelist")
+    staff = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get(url).status_code == 403
+    client.force_login(get_user_model().objects.create_superuser("root", password="pw"))
+    response = client.get(url)
+    assert response.status_code == 200
+    assert "&lt;i&gt;theirs&lt;/i&gt;" in response.content.decode()
