@@ -191,6 +191,8 @@ def test_a_letter_reopening_a_resolved_conversation_nobody_has_is_assigned(
 
 def test_history_and_a_policy_that_is_off_assign_nothing(synced, agents, online, write):
     online.update(agent.pk for agent in agents)
+    assert assignees([write("no-policy")]) == [None]
+    policy(synced, AssignmentPolicy.Mode.OFF)
     assert assignees([write("off-policy")]) == [None]
     policy(synced, RR)
     assert assignees([write("history", age=timedelta(days=3))]) == [None]

@@ -25,7 +25,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -51,31 +51,31 @@ def online_user_ids(user_ids: list[int]) -> set[int]:
 
 def queue_opened(account_id: int, session_ids: Iterable[int]) -> int:
     """Put conversations that viewer letters just opened, unassigned, in the account's waiting
-    line when it assigns automatically, and hand them out after commit. One INSERT … SELECT
-    (nothing when the account's policy is off); returns how many joined the line."""
+    line when it assigns automatically, and hand them out after commit. One INSERT … SELECT,
+    which adds nothing when the account's policy is off or the conversation already waits;
+    returns how many joined the line."""
     session_ids = sorted(set(session_ids))
     if not session_ids:
         return 0
-    policy = AssignmentPolicy.objects.filter(account_id=account_id).exclude(
-        mode=AssignmentPolicy.Mode.OFF
-    )
-    if not policy.exists():
-        return 0
-    already = set(
-        WaitingConversation.objects.filter(session_id__in=session_ids).values_list(
-            "session_id", flat=True
+    values = ", ".join(["(%s)"] * len(session_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {WaitingConversation._meta.db_table} (session_id, account_id, queued_at)
+            SELECT v.column1, %s, %s FROM (VALUES {values}) AS v
+            WHERE EXISTS (
+                SELECT 1 FROM {AssignmentPolicy._meta.db_table}
+                WHERE account_id = %s AND mode <> %s
+            )
+            ON CONFLICT DO NOTHING
+            RETURNING session_id
+            """,
+            [account_id, timezone.now(), *session_ids, account_id, AssignmentPolicy.Mode.OFF.value],
         )
-    )
-    now = timezone.now()
-    waiting = [
-        WaitingConversation(session_id=pk, account_id=account_id, queued_at=now)
-        for pk in session_ids
-        if pk not in already
-    ]
-    WaitingConversation.objects.bulk_create(waiting)
-    if waiting:
+        queued = len(cursor.fetchall())
+    if queued:
         assign_later(account_id)
-    return len(waiting)
+    return queued
 
 
 def assign_later(account_id: int) -> None:
