@@ -64,10 +64,11 @@ def big_inbox(db):
             INSERT INTO inbox_message (kind, new_msg_id, seq, msg_type, is_sender, from_username,
                 to_username, content, created_at, msg_source, ext_info, title, parse_error,
                 stored_at, delivery, delivery_error, attachment, activity, image_url,
-                image_error, updated_at, account_id, session_id, maybe_delivered, requeues)
+                image_error, updated_at, account_id, session_id, maybe_delivered, requeues,
+                activity_detail)
             SELECT 'letter', 10000000 + row_number() OVER (), k, 1, mod(k, 4) = 0, '', '', '你好',
                 s.last_message_at - k * interval '1 minute', '', '', '', '', now(), 'received',
-                '', '', '', '', '', now() - interval '1 day', s.account_id, s.id, false, 0
+                '', '', '', '', '', now() - interval '1 day', s.account_id, s.id, false, 0, ''
             FROM inbox_session s
             CROSS JOIN LATERAL generate_series(
                 1, CASE WHEN s.msg_session_id = 's1' THEN %s ELSE 2 END) AS k
