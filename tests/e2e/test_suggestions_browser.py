@@ -58,7 +58,7 @@ def _conversation(account, session_id: str, letters: list[tuple[bool, str]], sta
     store_items(account, items, f"page-{uuid.uuid4().hex}")
 
 
-def test_suggestions_show_their_question_on_hover_and_insert_without_sending(
+def test_suggestions_show_their_question_on_hover_insert_without_sending_and_follow_new_letters(
     page, live_server, inbox, problems
 ):
     start = int(time.time()) - 7200
@@ -96,4 +96,10 @@ def test_suggestions_show_their_question_on_hover_and_insert_without_sending(
     page.wait_for_timeout(300)
     assert Message.objects.filter(session=session).count() == letters_before
     assert not Message.objects.filter(session=session, is_sender=True).exists()
+
+    # A new question while the thread is open: the thread poll brings it, and the strip asks
+    # again; what was put in the reply box stays.
+    _conversation(inbox, "waiting", [(False, "不合适的话可以退款吗？")], int(time.time()) - 60)
+    expect(buttons.first).to_contain_text("退货", timeout=15_000)
+    expect(text).to_have_value(HISTORY[0][1])
     assert problems == []
