@@ -332,9 +332,9 @@ def _list_with_saved_views(t: Targets) -> list[Call]:
         {"view": "unassigned", "unread": True},
         {"view": "pending", "shared": True},
         {"view": "resolved", "account": t.accounts[0]},
-        {"view": "mine", "unread": True, "account": t.accounts[1]},
+        {"view": "mine", "unread": True, "account": t.accounts[1 % len(t.accounts)]},
         {"view": "snoozed", "shared": True},
-        {"view": "all", "assignee": "none", "account": t.accounts[2]},
+        {"view": "all", "assignee": "none", "account": t.accounts[2 % len(t.accounts)]},
         {"view": "unread", "shared": True},
         {"view": "all", "assignee": str(t.user.pk)},
     ]
