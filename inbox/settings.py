@@ -382,6 +382,8 @@ TEAM_LIVE_SECONDS = int(os.environ.get("TEAM_LIVE_SECONDS", "900"))
 # How often beat hands out conversations still waiting for an agent (someone came online, or
 # dropped below their cap).
 TEAM_ASSIGN_SWEEP_SECONDS = float(os.environ.get("TEAM_ASSIGN_SWEEP_SECONDS", "30"))
+# Each agent keeps this many of their newest notifications; beat deletes older ones daily.
+TEAM_NOTIFICATIONS_KEPT = int(os.environ.get("TEAM_NOTIFICATIONS_KEPT", "1000"))
 
 CELERY_BEAT_SCHEDULE = {
     "sync-due-accounts": {
@@ -414,6 +416,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inbox.team.tasks.assign_waiting_everywhere",
         "schedule": TEAM_ASSIGN_SWEEP_SECONDS,
         "options": {"expires": TEAM_ASSIGN_SWEEP_SECONDS * 2},
+    },
+    "prune-notifications": {
+        "task": "inbox.team.tasks.prune_notifications",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
     },
 }
 

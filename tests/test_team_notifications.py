@@ -318,3 +318,24 @@ def test_the_recipients_tabs_hear_of_it_after_commit_without_its_content(
     assert ([member.pk, colleague.pk], "notification", {"kind": "new_conversation"}) in sent
     assert ([colleague.pk], "notification", {"kind": "assigned"}) in sent
     assert "不该出现在推送里" not in repr(sent)
+
+
+def test_each_agent_keeps_their_newest_notifications(member, colleague, synced):
+    from inbox.team import tasks
+
+    session = Session.objects.filter(account=synced).first()
+    for user, count in ((member, 12), (colleague, 3)):
+        Notification.objects.bulk_create(
+            Notification(
+                recipient=user, kind=Kind.NEW_CONVERSATION, account=synced, session=session
+            )
+            for _ in range(count)
+        )
+    newest = list(
+        Notification.objects.filter(recipient=member).order_by("-id").values_list("pk", flat=True)
+    )[:5]
+    assert notifications.prune(keep=5) == 7
+    kept = Notification.objects.filter(recipient=member).order_by("-id")
+    assert list(kept.values_list("pk", flat=True)) == newest
+    assert Notification.objects.filter(recipient=colleague).count() == 3
+    assert tasks.prune_notifications() == 0  # 1,000 each by default

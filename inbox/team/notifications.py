@@ -25,6 +25,7 @@ from datetime import datetime
 from functools import partial, reduce
 from operator import or_
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -337,3 +338,17 @@ def mark_session_read(user, session_id: int, now: datetime | None = None) -> int
     return Notification.objects.filter(
         recipient=user, session_id=session_id, read_at__isnull=True
     ).update(read_at=now or timezone.now())
+
+
+def prune(keep: int | None = None) -> int:
+    """Keep each user's newest `keep` notifications (TEAM_NOTIFICATIONS_KEPT) and delete the
+    rest: the bell shows the newest thirty and counts to 99, so older ones are never seen again.
+    Run by beat once a day; per user one index range and one DELETE. Returns how many went."""
+    keep = keep or settings.TEAM_NOTIFICATIONS_KEPT
+    deleted = 0
+    for user_id in get_user_model().objects.order_by("pk").values_list("pk", flat=True):
+        mine = Notification.objects.filter(recipient_id=user_id)
+        oldest_kept = list(mine.order_by("-id").values_list("pk", flat=True)[keep - 1 : keep])
+        if oldest_kept:
+            deleted += mine.filter(pk__lt=oldest_kept[0]).delete()[0]
+    return deleted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from inbox.team import assignment
+from inbox.team import assignment, notifications
 
 
 @shared_task(ignore_result=True)
@@ -21,3 +21,9 @@ def assign_waiting_everywhere() -> int:
     return sum(
         assignment.assign_waiting(account_id) for account_id in assignment.accounts_with_waiting()
     )
+
+
+@shared_task(ignore_result=True)
+def prune_notifications() -> int:
+    """Run by beat once a day: each agent keeps their newest TEAM_NOTIFICATIONS_KEPT."""
+    return notifications.prune()
