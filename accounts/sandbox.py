@@ -24,7 +24,8 @@ taken_hang (the right answer, `seconds` late: long enough to kill the caller mid
 Control endpoints (no token): POST /_sandbox/faults {kind, times, path, seconds, overlap},
 POST /_sandbox/letters {app_id, text, msg_session_id?, peer?}, GET /_sandbox/calls,
 GET /_sandbox/files/<name>.png (the images downloadImage points at),
-GET /_sandbox/avatars/<name>.png (the pictures contactList's headUrl points at).
+GET /_sandbox/avatars/<name>.png (the pictures contactList's headUrl points at),
+GET /_sandbox/covers/<name>.png (the covers of the Channels shares it writes).
 
 With `demo_account`, start_sandbox serves the demo's account and a second one, its sister shop
 (DEMO_SISTER_APP_ID), where one of the demo's viewers (王小明) wrote too: the same person in two
@@ -152,18 +153,40 @@ FINDER_LIVE_XML = (
     "\t\t</finderLive>\n\t</appmsg>\n\t<appinfo>\n\t\t<version>1</version>\n"
     "\t\t<appname>Window wechat</appname>\n\t</appinfo>\n</msg>"
 )
-# Where the shares' pictures are, as in WeChat's XML: the Channels CDN. The sandbox cannot serve
-# that host; tests that want the pictures answer for it (tests/e2e/test_cards_browser.py).
+# Where WeChat's XML puts the shares' pictures: the Channels CDN. A running sandbox cannot
+# serve that host, so the shares it writes itself (the script, the history, the running ones)
+# name a cover it serves at `<base_url>/_sandbox/covers/` instead; the inbox downloads covers
+# from its account's own upstream origin as from WeChat's CDN (share_cards.is_trusted_picture),
+# so the demo and the tests show real covers through the same path as production. Shares made
+# without a base_url (parser tests) keep the CDN's shape.
 FINDER_CDN = "https://finder.video.qq.com"
+# The longest side of a sandbox cover: enough for a card, cheap to make.
+COVER_SIDE = 320
 
 
-def finder_cover_url(seed: str) -> str:
-    """A cover picture URL on the Channels CDN, shaped like WeChat's, the same for a seed."""
+def finder_cover_url(seed: str, base_url: str = "", width: int = 750, height: int = 1000) -> str:
+    """A cover picture URL, the same for a seed: served by the sandbox at `base_url`, in the
+    shape of a `width` × `height` cover, or without one on the Channels CDN, shaped like
+    WeChat's."""
     key = hashlib.sha256(f"cover:{seed}".encode()).hexdigest()
+    if base_url:
+        scale = COVER_SIDE / max(width, height, 1)
+        size = f"{max(1, round(width * scale))}x{max(1, round(height * scale))}"
+        return f"{base_url}/_sandbox/covers/{key[:32]}-{size}.png"
     return (
         f"{FINDER_CDN}/251/20304/stodownload?encfilekey={key[:48]}&bizid=1023&dotrans=0&hy=SH"
         f"&idx=1&m={key[48:]}&token={key[:32]}"
     )
+
+
+@functools.lru_cache(maxsize=64)
+def cover_file(name: str) -> bytes | None:
+    """The PNG at /_sandbox/covers/<name>.png (`<key>-<w>x<h>`, see finder_cover_url), or None
+    for a name the sandbox never wrote."""
+    match = re.fullmatch(r"([0-9a-f]{32})-(\d{1,3})x(\d{1,3})", name)
+    if match is None or max(int(match.group(2)), int(match.group(3))) > COVER_SIDE:
+        return None
+    return png_bytes(int(match.group(2)), int(match.group(3)), f"cover:{match.group(1)}")
 
 
 def finder_feed_xml(
@@ -174,8 +197,10 @@ def finder_feed_xml(
     duration: int = 33,
     width: int = 1080,
     height: int = 1920,
+    base_url: str = "",
 ) -> str:
-    """The XML of a shared Channels video by `nickname`, the same for a seed."""
+    """The XML of a shared Channels video by `nickname`, the same for a seed; its cover served
+    by the sandbox at `base_url` when one is given (finder_cover_url)."""
     digest = hashlib.sha256(f"feed:{seed}".encode()).hexdigest()
     return FINDER_FEED_XML.format(
         object_id=int(digest[:16], 16),
@@ -185,15 +210,18 @@ def finder_feed_xml(
         username=finder_name(f"author:{nickname}"),
         cdn=FINDER_CDN,
         key=digest[:40],
-        cover=escape(finder_cover_url(seed)),
+        cover=escape(finder_cover_url(seed, base_url, width, height)),
         width=width,
         height=height,
         duration=duration,
     )
 
 
-def finder_live_xml(seed: str, *, desc: str, nickname: str, status: int = 1) -> str:
-    """The XML of a shared Channels live by `nickname` (liveStatus 1: live now, 2: ended)."""
+def finder_live_xml(
+    seed: str, *, desc: str, nickname: str, status: int = 1, base_url: str = ""
+) -> str:
+    """The XML of a shared Channels live by `nickname` (liveStatus 1: live now, 2: ended); its
+    cover served by the sandbox at `base_url` when one is given."""
     digest = hashlib.sha256(f"live:{seed}".encode()).hexdigest()
     return FINDER_LIVE_XML.format(
         live_id=int(digest[:15], 16),
@@ -203,11 +231,12 @@ def finder_live_xml(seed: str, *, desc: str, nickname: str, status: int = 1) -> 
         desc=escape(desc),
         avatar=f"https://wx.qlogo.cn/finderhead/ver_1/{digest[31:63]}/132",
         status=status,
-        cover=escape(finder_cover_url(f"live:{seed}")),
+        cover=escape(finder_cover_url(f"live:{seed}", base_url)),
     )
 
 
-# The scripted conversation after the example: (peer index, isSender, MsgType, content spec).
+# The scripted conversation after the example: (peer index, isSender, MsgType, content spec); a
+# share's spec makes its XML from the running sandbox's base_url (its cover is served there).
 SCRIPT: list[tuple[int, int, int, Any]] = [
     (0, 0, 1, "你好，请问这款保温杯还有货吗？"),
     (0, 1, 1, "您好！有货的，今天下单明天发货～"),
@@ -219,7 +248,9 @@ SCRIPT: list[tuple[int, int, int, Any]] = [
         2,
         0,
         49,
-        finder_feed_xml("spring", desc="Spring collection 春季新品", nickname="沙盒小店"),
+        lambda base_url: finder_feed_xml(
+            "spring", desc="Spring collection 春季新品", nickname="沙盒小店", base_url=base_url
+        ),
     ),
     (3, 0, 1, "直播间说的优惠券在哪里领？"),
     (3, 0, 34, '<msg><voicemsg voicelength="3200" length="5120" /></msg>'),
@@ -246,13 +277,20 @@ LIVE_TEXTS = [
 ]
 
 
-def running_share(n: int) -> str:
+def running_share(n: int, base_url: str = "") -> str:
     """The XML of the nth letter the sandbox makes up while it runs, when that is a share: a
     Channels live or video of the shop's, taking turns."""
     if n % 12 == 4:
-        return finder_live_xml(f"live-{n}", desc="今晚8点 福利直播 🎁", nickname="沙盒小店")
+        return finder_live_xml(
+            f"live-{n}", desc="今晚8点 福利直播 🎁", nickname="沙盒小店", base_url=base_url
+        )
     return finder_feed_xml(
-        f"live-{n}", desc=f"新品试穿 {n}", nickname="沙盒小店", width=1280, height=720
+        f"live-{n}",
+        desc=f"新品试穿 {n}",
+        nickname="沙盒小店",
+        width=1280,
+        height=720,
+        base_url=base_url,
     )
 
 
@@ -505,6 +543,8 @@ class SandboxState:
             content = APP_XML.format(
                 title=title, des=des, type=app_type, url="https://channels.weixin.qq.com/"
             )
+        elif callable(spec):
+            content = spec(self.base_url)
         else:
             content = spec
         self._append(
@@ -529,7 +569,7 @@ class SandboxState:
             if n % 7 == 6:
                 self._append_scripted(account, peer, 0, 3, (f"live-{n}", 120, 160))
             elif n % 12 in (4, 10):
-                self._append_scripted(account, peer, 0, 49, running_share(n))
+                self._append_scripted(account, peer, 0, 49, running_share(n, self.base_url))
             else:
                 self._append(
                     account,
@@ -624,7 +664,7 @@ class SandboxState:
         self._generate_live(account)
         if fault and fault.kind == "redeliver":
             position = max(0, position - fault.overlap)
-        page = _log_slice(account, position, position + self.page_size)
+        page = _log_slice(account, position, position + self.page_size, self.base_url)
         next_position = position + len(page)
         return _envelope(200, "操作成功", {"list": page, "keyBuff": _encode_cursor(next_position)})
 
@@ -827,11 +867,11 @@ def _history_prefix(account: SandboxAccount) -> str:
     return f"v2_0600002310{hashlib.sha256(account.app_id.encode()).hexdigest()[:50]}"
 
 
-def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
+def history_item(account: SandboxAccount, position: int, base_url: str = "") -> dict[str, Any]:
     """Letter `position` of the account's history, made the same on every call: peers write
     in runs of up to HISTORY_RUN letters, taking turns; a tenth are images, one in fifty shares a
-    Channels video and one in a hundred a live, a fifth go from the shop to the peer, one a
-    second from the start of 2023."""
+    Channels video and one in a hundred a live (their covers served at `base_url`), a fifth go
+    from the shop to the peer, one a second from the start of 2023."""
     run = max(1, min(HISTORY_RUN, account.history // account.history_sessions))
     number = (position // run) % account.history_sessions
     peer = history_peer(account, number)
@@ -844,6 +884,7 @@ def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
             desc=f"新品上架 第{position // 50 + 1}期",
             nickname=HISTORY_AUTHORS[position % len(HISTORY_AUTHORS)],
             duration=15 + position % 100,
+            base_url=base_url,
         )
     elif position % 100 == 41:
         msg_type = 49
@@ -852,6 +893,7 @@ def history_item(account: SandboxAccount, position: int) -> dict[str, Any]:
             desc="周末福利直播",
             nickname=HISTORY_AUTHORS[position % len(HISTORY_AUTHORS)],
             status=1 + position % 2,
+            base_url=base_url,
         )
     elif position % 10 == 3:
         md5 = hashlib.md5(digest).hexdigest()
@@ -886,10 +928,14 @@ HISTORY_START = 1_672_531_200  # 2023-01-01, so the history is older than anythi
 HISTORY_RUN = 5
 
 
-def _log_slice(account: SandboxAccount, start: int, stop: int) -> list[dict[str, Any]]:
+def _log_slice(
+    account: SandboxAccount, start: int, stop: int, base_url: str
+) -> list[dict[str, Any]]:
     """Places start..stop of the account's log: made-on-demand history, then `letters`."""
     offset = account.history
-    made = [history_item(account, position) for position in range(start, min(stop, offset))]
+    made = [
+        history_item(account, position, base_url) for position in range(start, min(stop, offset))
+    ]
     return made + account.letters[max(start - offset, 0) : max(stop - offset, 0)]
 
 
@@ -1024,6 +1070,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/_sandbox/avatars/") and path.endswith(".png"):
             name = path.rsplit("/", 1)[-1].removesuffix(".png")
             self._send(200, png_bytes(96, 96, f"avatar:{name}"), "image/png")
+        elif path.startswith("/_sandbox/covers/") and path.endswith(".png"):
+            cover = cover_file(path.rsplit("/", 1)[-1].removesuffix(".png"))
+            if cover is None:
+                self._send(404, b"Not Found", "text/plain")
+            else:
+                self._send(200, cover, "image/png")
         elif path.startswith("/_sandbox/files/") and path.endswith(".png"):
             name = path.rsplit("/", 1)[-1].removesuffix(".png")
             self._send(200, picture_file(name), "image/png")
@@ -1056,9 +1108,10 @@ def start_sandbox(
 ) -> SandboxServer:
     """Serve a sandbox from a daemon thread; `server.shutdown()` stops it."""
     state = SandboxState(live_interval=live_interval)
+    # Bound first: the demo accounts' scripted shares name covers at the server's address.
+    server = SandboxServer(state, port=port)
     if demo_account:
         state.add_account(DEMO_APP_ID, DEMO_TOKEN)
         add_sister_account(state)
-    server = SandboxServer(state, port=port)
     threading.Thread(target=server.serve_forever, name="videosapi-sandbox", daemon=True).start()
     return server

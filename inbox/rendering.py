@@ -8,6 +8,7 @@ safe once. `manage.py benchmark_render` measures it.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
@@ -24,7 +25,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
 from inbox.models import Message
-from inbox.pictures.services import pictures_of
+from inbox.pictures.services import LetterPictures, pictures_of
 from inbox.share_cards import LINK, LIVE, MINI_PROGRAM, VIDEO, ShareCard
 from inbox.team import mentions
 from inbox.text import linkify, person, pretty_json, system_text, type_label
@@ -140,6 +141,8 @@ def _words(language: str | None) -> dict[str, str]:
         "open_picture": _("Open the picture"),
         "loading_preview": _("Loading the preview…"),
         "preview_failed": _("No preview:"),
+        "loading_cover": _("Loading the cover…"),
+        "cover_failed": _("No cover:"),
     }
     return {key: escape(value) for key, value in words.items()}
 
@@ -488,7 +491,12 @@ _TALLEST, _WIDEST = 3 / 4, 16 / 9
 def render_share_card(message: Message, reader: Reader) -> str:
     """An app message's card: what the share carries (inbox.share_cards, read at ingest), a
     Channels video or live with its cover. A letter stored before cards, or whose XML could not
-    be read, gets the plain card: its title (or "Untitled") and its type."""
+    be read, gets the plain card: its title (or "Untitled") and its type.
+
+    No URL from the XML is ever loaded by the browser: the cover is our stored copy (the
+    pictures app fetches it when the thread is opened, like an image letter's thumbnail; a
+    placeholder until then, redrawn by the thread's poll), and the author's picture is their
+    initial."""
     meta = message.image_meta
     card = ShareCard.from_dict(meta.get("card")) if isinstance(meta, dict) else None
     if card is None:
@@ -497,9 +505,9 @@ def render_share_card(message: Message, reader: Reader) -> str:
     kind = card.kind
     channels = kind in (VIDEO, LIVE)
     parts = [f'<div class="share-card share-{kind}">']
-    cover = _share_cover(message, card)
-    if channels or cover:
-        parts.append(_share_cover_frame(card, cover, words))
+    pictures = pictures_of(message)
+    if channels or card.cover_url:
+        parts.append(_share_cover_frame(card, pictures, words))
     else:
         parts.append(
             f'<span class="app-icon" aria-hidden="true">{_SHARE_ICONS.get(kind, "🔗")}</span>'
@@ -518,44 +526,61 @@ def render_share_card(message: Message, reader: Reader) -> str:
         description = escape(card.description).replace("\n", "<br>")
         parts.append(f'<span class="share-description">{description}</span>')
     if card.author:
-        avatar = ""
-        if card.shows_avatar_directly:
-            avatar = (
-                f'<img class="share-avatar" src="{escape(card.avatar_url)}" alt="" '
-                'loading="lazy" referrerpolicy="no-referrer">'
-            )
-        parts.append(f'<span class="share-author">{avatar}{escape(card.author)}</span>')
+        # The initial in the author's colour, not the XML's avatar URL (a WeChat CDN address the
+        # browser must not call); the same author always gets the same colour.
+        hue = zlib.crc32(card.author.encode()) % 360
+        initial = escape(card.author[:1].upper())
+        parts.append(
+            f'<span class="share-author"><span class="avatar share-avatar" data-hue="{hue}" '
+            f'aria-hidden="true">{initial}</span>{escape(card.author)}</span>'
+        )
     kind_words = words[_SHARE_WORDS.get(kind, "app_message")]
-    parts.append(f'<span class="app-kind">{kind_words}</span></div></div>')
+    parts.append(f'<span class="app-kind">{kind_words}</span>')
+    if pictures.thumb is None:
+        parts.append(_share_cover_problem(pictures, words))
+    parts.append("</div></div>")
     return "".join(parts)
 
 
-def _share_cover(message: Message, card: ShareCard) -> str:
-    """The cover picture's URL, or "": our stored copy when the pictures app has one for the
-    letter (pictures_of, as the image card shows), else the XML's own URL when it is on WeChat's
-    picture CDN (share_cards.is_trusted_picture), else none (a placeholder is shown)."""
-    stored = pictures_of(message).thumb
-    if stored is not None:
-        return stored.url
-    return card.cover_url if card.shows_cover_directly else ""
+def _share_cover_problem(pictures: LetterPictures, words: dict[str, str]) -> str:
+    """Why the card shows no cover, when it is known: retention deleted our copy (the cover URL
+    has expired upstream by then, so it is not fetched again), or the download was refused."""
+    if pictures.expired:
+        days = settings.PICTURES_RETENTION_DAYS
+        text = ngettext(
+            "The cover was deleted after %(days)d day without being viewed.",
+            "The cover was deleted after %(days)d days without being viewed.",
+            days,
+        )
+        return f'<span class="image-expired">{escape(text % {"days": days})}</span>'
+    if pictures.thumb_error:
+        return (
+            f'<span class="image-error">{words["cover_failed"]} '
+            f"{escape(pictures.thumb_error)}</span>"
+        )
+    return ""
 
 
-def _share_cover_frame(card: ShareCard, cover: str, words: dict[str, str]) -> str:
+def _share_cover_frame(card: ShareCard, pictures: LetterPictures, words: dict[str, str]) -> str:
     width, height = card.cover_width, card.cover_height
     if width and height:
         ratio = min(max(width / height, _TALLEST), _WIDEST)
         shape = f"{round(ratio * 1000)} / 1000"
     else:
         shape = "3 / 4" if card.kind in (VIDEO, LIVE) else "1 / 1"
-    # The placeholder lies under the picture; one that fails to load (WeChat's cover URLs
-    # expire) is drawn as the placeholder too (inbox.css), not as a broken picture. No alt
-    # text: the card's own text says what the cover shows.
-    picture = (
-        f'<span class="image-placeholder" aria-hidden="true">{_SHARE_ICONS.get(card.kind, "▧")}'
-        "</span>"
-    )
-    if cover:
-        picture += f'<img src="{escape(cover)}" alt="" loading="lazy" referrerpolicy="no-referrer">'
+    # The placeholder lies under our stored copy of the cover; a copy that fails to load (the
+    # retention sweep deleted it a moment ago) is drawn as the placeholder too (inbox.css), not
+    # as a broken picture. No alt text: the card's own text says what the cover shows.
+    icon = _SHARE_ICONS.get(card.kind, "▧")
+    if pictures.thumb_pending and pictures.thumb is None:
+        picture = (
+            '<span class="image-placeholder is-loading" role="img" '
+            f'aria-label="{words["loading_cover"]}">{icon}</span>'
+        )
+    else:
+        picture = f'<span class="image-placeholder" aria-hidden="true">{icon}</span>'
+    if pictures.thumb is not None:
+        picture += f'<img src="{escape(pictures.thumb.url)}" alt="" loading="lazy">'
     badge = ""
     if card.kind == LIVE:
         status = {1: "live_now", 2: "live_ended"}.get(card.live_status or 0)

@@ -194,15 +194,16 @@ SILENCED_SYSTEM_CHECKS = [
 SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_IDLE_SECONDS", str(8 * 3600)))
 
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, never
-# inline, so an injected tag or attribute cannot run. Pictures in letters come from the
-# upstream's file hosts, which it does not name, over http or https: DJANGO_CSP_IMG_SRC narrows
-# them (e.g. `https://files.example.com`).
+# inline, so an injected tag or attribute cannot run. Pictures too come only from our own
+# origin: image letters, share card covers and avatars are downloaded by the workers and served
+# from our storage (inbox.pictures, inbox.viewers), so no letter tells WeChat or a sender's
+# host who opened it. DJANGO_CSP_IMG_SRC adds sources (e.g. a CDN in front of MEDIA_URL).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", *env_list("DJANGO_CSP_IMG_SRC", "https:,http:")],
+        "img-src": ["'self'", "data:", *env_list("DJANGO_CSP_IMG_SRC", "")],
         "connect-src": ["'self'"],
         "font-src": ["'self'"],
         "object-src": ["'none'"],

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from xml.etree.ElementTree import Element
 
 # Bumped when the card's shape or reading changes: every stored card then differs from a fresh
@@ -48,10 +48,11 @@ _INVISIBLE = re.compile(
 _SPACES = re.compile(r"\s+")
 _DIGITS = re.compile(r"[0-9]+")
 _LEADING_DIGITS = re.compile(r"[0-9]{1,9}")
-# Hosts of WeChat's own picture CDNs: a cover or avatar there may be shown straight from its
-# URL. Any other URL in the XML (a link card's thumbnail can name any host, and a sender's
-# client writes the XML) would tell its owner who opened the letter, so it is kept on the card
-# but never loaded by the browser.
+# Hosts of WeChat's own picture CDNs: the server downloads a card's cover from there and the
+# page shows our stored copy (inbox.pictures); the browser never loads a URL from the XML. Any
+# other URL in the XML (a link card's thumbnail can name any host, and a sender's client writes
+# the XML) is kept on the card but never fetched: the server would otherwise request whatever
+# address a sender chose, and tell its owner when the letter was opened.
 TRUSTED_PICTURE_HOSTS = ("qq.com", "qpic.cn", "qlogo.cn")
 
 
@@ -94,14 +95,6 @@ class ShareCard:
         if values.get("kind") not in KINDS:
             values["kind"] = APP
         return cls(**values)
-
-    @property
-    def shows_cover_directly(self) -> bool:
-        return is_trusted_picture(self.cover_url)
-
-    @property
-    def shows_avatar_directly(self) -> bool:
-        return is_trusted_picture(self.avatar_url)
 
 
 # Each field's stored type (the annotations are strings: "int | None", "str").
@@ -232,15 +225,29 @@ def _url(value: str | None) -> str:
     return value
 
 
-def is_trusted_picture(url: str) -> bool:
-    """Whether a card's picture URL may be loaded by the browser straight from the XML."""
+def is_trusted_picture(url: str, upstream_url: str = "") -> bool:
+    """Whether the server may download a card's picture URL: https on WeChat's picture CDNs, or
+    anything at the origin (scheme, host and port) of `upstream_url`, the account's configured
+    upstream. That origin is one the server already calls with the account's token, so trusting
+    it opens no new door; it is where the sandbox upstream serves the covers of its shares
+    (/_sandbox/covers/), which is what makes covers real in the demo and in tests without
+    letting a test or the sandbox name any other host."""
     if not url:
         return False
     try:
-        host = urlsplit(url).hostname
-    except ValueError:
+        parts = urlsplit(url)
+        host = parts.hostname
+        if upstream_url and host and _origin(parts) == _origin(urlsplit(upstream_url)):
+            return True
+    except ValueError:  # an unclosed [IPv6] host, or a port out of range
         return False
     return bool(host) and url.startswith("https://") and _is_trusted_host(host)
+
+
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").rstrip("."), port
 
 
 def _is_trusted_host(host: str) -> bool:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from html import escape
 from io import StringIO
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
 
 from accounts.sandbox import (
     FINDER_UPGRADE_TITLE,
@@ -29,6 +35,11 @@ from inbox import rendering
 from inbox.card_backfill import reparse_app_messages, reparsed_values
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_app_xml, parse_item
+from inbox.pictures import services as picture_services
+from inbox.pictures import storage as picture_storage
+from inbox.pictures import tasks
+from inbox.pictures.models import MessagePicture, StoredPicture
+from inbox.pictures.storage import sniff as storage_sniff
 from inbox.share_cards import (
     APP,
     LINK,
@@ -186,7 +197,8 @@ def test_a_real_channels_video_share_becomes_a_video_card(make_item):
         "&token=oA9SZ4icv8&ctsc=2-20"
     )
     assert card.avatar_url.startswith("https://wx.qlogo.cn/finderhead/")
-    assert card.shows_cover_directly and card.shows_avatar_directly
+    # On WeChat's CDNs: the server may download them (the browser never loads them).
+    assert is_trusted_picture(card.cover_url) and is_trusted_picture(card.avatar_url)
     assert letter.image_meta == {"card": card.to_dict()}
     assert "<" not in repr(card)  # nothing of the XML itself is kept
 
@@ -228,14 +240,14 @@ def test_empty_channels_elements_in_a_mini_program_share_do_not_make_it_a_video(
     assert card.feed_id == "" and card.live_status is None
 
 
-def test_a_link_share_keeps_its_url_and_a_foreign_thumbnail_is_never_shown_directly():
+def test_a_link_share_keeps_its_url_and_a_foreign_thumbnail_is_never_fetched():
     card, app_type, _ = parse_app_xml(LINK_XML)
 
     assert (app_type, card.kind) == (5, LINK)
     assert card.url == "https://shop.example/618?a=1&b=2"
     assert card.description == "点击查看\n活动规则"
     assert card.cover_url == "https://tracker.example/pixel.png?who=you"
-    assert not card.shows_cover_directly
+    assert not is_trusted_picture(card.cover_url)
 
 
 def test_a_video_share_without_its_finder_feed_falls_back_to_the_appmsg_title():
@@ -301,8 +313,23 @@ def test_unusable_cover_urls_are_left_out(url):
         ("", False),
     ],
 )
-def test_only_https_pictures_on_wechat_cdns_are_shown_directly(url, trusted):
+def test_only_https_pictures_on_wechat_cdns_are_fetched(url, trusted):
     assert is_trusted_picture(url) is trusted
+
+
+@pytest.mark.parametrize(
+    ("url", "trusted"),
+    [
+        ("http://127.0.0.1:8765/_sandbox/covers/a.png", True),
+        ("http://127.0.0.1:8766/_sandbox/covers/a.png", False),  # another port
+        ("https://127.0.0.1:8765/_sandbox/covers/a.png", False),  # another scheme
+        ("http://localhost:8765/a.png", False),
+        ("http://127.0.0.1:99999/a.png", False),  # no port at all
+        ("https://finder.video.qq.com/251/a", True),  # WeChat's CDNs still are
+    ],
+)
+def test_pictures_at_the_accounts_own_upstream_origin_are_fetched(url, trusted):
+    assert is_trusted_picture(url, "http://127.0.0.1:8765/finder/v2/api") is trusted
 
 
 def test_numbers_of_the_wrong_type_are_noted_and_left_out(make_item):
@@ -362,6 +389,13 @@ def test_the_sandbox_shares_are_what_the_parser_reads():
     assert video.kind == VIDEO and video.title.startswith("新品上架")
     assert video.cover_url.startswith("https://finder.video.qq.com/251/20304/stodownload?")
     assert live.kind == LIVE and live.title == "周末福利直播"
+    # A running sandbox's shares name covers it serves itself.
+    served = card_of(
+        history_item(account, 41, "http://127.0.0.1:9")["content"]["msg"]["Content"]["string"]
+    )
+    assert re.fullmatch(
+        r"http://127\.0\.0\.1:9/_sandbox/covers/[0-9a-f]{32}-240x320\.png", served.cover_url
+    )
     # Made the same on every call.
     assert history_item(account, 17) == history_item(account, 17)
     assert card_of(finder_feed_xml("a", desc="<b>&", nickname="x")).title == "<b>&"
@@ -424,10 +458,18 @@ def test_a_video_share_shows_its_card_with_cover_title_author_and_duration(membe
     html = card_html(thread_html(member_client, video), video)
 
     assert 'class="share-card share-video"' in html
-    assert f'<img src="{escape(card.cover_url)}"' in html
-    assert 'referrerpolicy="no-referrer"' in html
+    # The cover is on its way (claimed by this open): a placeholder, never the XML's URL.
+    assert (
+        'class="image-placeholder is-loading" role="img" aria-label="Loading the cover…">▶' in html
+    )
+    assert "<img" not in html and card.cover_url not in html and card.avatar_url not in html
     assert '<span class="share-title">Spring collection 春季新品</span>' in html
-    assert "沙盒小店</span>" in html and 'class="share-avatar"' in html
+    # The author's initial, in a colour of its own: the avatar URL is never loaded.
+    assert re.search(
+        r'<span class="avatar share-avatar" data-hue="\d+" aria-hidden="true">沙</span>'
+        r"沙盒小店</span>",
+        html,
+    )
     assert "▶ 0:33" in html
     assert "shared a Channels video" in html
     assert 'data-aspect-ratio="750 / 1000"' in html  # a 9:16 video is shown 3:4 at most
@@ -459,8 +501,8 @@ def test_card_text_is_escaped_and_foreign_pictures_are_not_loaded(member_client,
 
     assert "<script>" not in html and "<img src=x" not in html
     assert escape(hostile) in html  # shown as text, title and author
-    assert 'src="https://finder.video.qq.com/a?&quot;onerror=&quot;alert(1)"' in html
-    assert "tracker.example" not in html
+    assert "finder.video.qq.com" not in html and "tracker.example" not in html
+    assert "<img" not in html
 
 
 def test_a_link_share_links_its_url_safely(member_client, synced, sandbox):
@@ -623,3 +665,173 @@ def test_reparse_walks_every_key_window_however_small(synced, sandbox):
 def test_reparse_refuses_a_batch_size_below_one(db):
     with pytest.raises(Exception, match="at least 1"):
         call_command("reparse_app_messages", batch_size=0, stdout=StringIO())
+
+
+# --- covers: fetched and stored through the pictures path, never loaded from the XML -----------
+
+
+@pytest.fixture
+def queued(monkeypatch) -> list[int]:
+    """Thumbnail downloads queued (message ids), instead of run."""
+    calls: list[int] = []
+    monkeypatch.setattr(
+        tasks.fetch_thumbnail, "apply_async", lambda args, **options: calls.append(args[0])
+    )
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def _empty_media(settings, tmp_path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+def open_thread(client, message: Message, capture, *, execute: bool = True):
+    with capture(execute=execute):
+        response = client.get(message.session.get_absolute_url(), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    return response
+
+
+def test_a_cover_is_claimed_once_on_thread_open_and_stored_from_the_sandbox(
+    member_client, synced, sandbox, queued, django_capture_on_commit_callbacks
+):
+    video = Message.objects.get(account=synced, app_type=51)
+    cover_url = video.image_meta["card"]["cover_url"]
+    assert cover_url.startswith(f"{sandbox.base_url}/_sandbox/covers/")
+
+    first = open_thread(member_client, video, django_capture_on_commit_callbacks)
+    open_thread(member_client, video, django_capture_on_commit_callbacks)
+
+    assert queued.count(video.pk) == 1  # once, however often the thread is opened
+    assert "Loading the cover" in card_html(first.content.decode(), video)
+    # What the images worker runs: the cover URL itself, not downloadImage.
+    assert picture_services.fetch_thumbnail(video.pk)
+    assert sandbox.calls_to("/message/downloadImage") == []
+    link = MessagePicture.objects.select_related("picture").get(message=video, kind="thumb")
+    assert (link.picture.width, link.picture.height) == (180, 320)  # a 9:16 cover, scaled
+    assert link.picture.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The thread's poll redraws the card with our copy (the letter's updated_at moved).
+    answer = member_client.get(
+        reverse("inbox:thread_poll", args=[video.session_id]),
+        {"since": first.context["thread_since"], "tail": "1"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = card_html(answer.content.decode(), video)
+    url = f"/messages/{video.pk}/picture/thumb/?v={link.picture.sha256[:16]}"
+    assert f'<img src="{url}" alt="" loading="lazy">' in html
+    assert "image-placeholder is-loading" not in html
+    assert sandbox.base_url not in html and "/_sandbox/" not in html
+
+
+def test_a_stored_cover_is_served_to_members_only(client, member_client, outsider, synced, sandbox):
+    video = Message.objects.get(account=synced, app_type=51)
+    assert picture_services.fetch_thumbnail(video.pk)
+    url = reverse("inbox:pictures:picture", args=[video.pk, "thumb"])
+
+    response = member_client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+
+
+def test_a_cover_on_an_untrusted_host_is_never_fetched(
+    member_client, synced, sandbox, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    message = share(sandbox, synced, LINK_XML)  # its thumbnail is on tracker.example
+    downloads: list[str] = []
+    monkeypatch.setattr(
+        picture_storage, "download", lambda url, **options: downloads.append(url) or b""
+    )
+
+    html = card_html(
+        open_thread(member_client, message, django_capture_on_commit_callbacks).content.decode(),
+        message,
+    )
+
+    assert message.pk not in queued
+    assert "tracker.example" not in html and "<img" not in html
+    assert "Loading the cover" not in html  # nothing is on its way
+    # Even a task queued some other way refuses it before any request.
+    assert not picture_services.fetch_thumbnail(message.pk)
+    assert downloads == []
+    error = MessagePicture.objects.get(message=message).error
+    assert "not on a picture host this inbox downloads from" in error
+
+
+def test_an_oversize_cover_is_refused_with_a_visible_error_and_nothing_stored(
+    member_client, synced, sandbox, settings, django_capture_on_commit_callbacks
+):
+    settings.PICTURES_MAX_BYTES = 200
+    video = Message.objects.get(account=synced, app_type=51)
+
+    # Opening runs the claimed download (tasks run inline in tests) after the page's commit.
+    open_thread(member_client, video, django_capture_on_commit_callbacks)
+    html = card_html(
+        open_thread(member_client, video, django_capture_on_commit_callbacks).content.decode(),
+        video,
+    )
+
+    link = MessagePicture.objects.get(message=video)
+    assert link.picture is None and "larger than 200" in link.error
+    assert not StoredPicture.objects.exists()
+    assert "No cover: the picture is larger than 200" in html
+    assert '<span class="image-placeholder" aria-hidden="true">▶</span>' in html
+    assert "<img" not in html
+
+
+def test_a_cover_the_retention_sweep_deleted_says_so(
+    member_client, synced, sandbox, settings, queued, django_capture_on_commit_callbacks
+):
+    settings.PICTURES_RETENTION_DAYS = 30
+    video = Message.objects.get(account=synced, app_type=51)
+    assert picture_services.fetch_thumbnail(video.pk)
+    StoredPicture.objects.update(last_used_at=timezone.now() - timedelta(days=31))
+    picture_services.prune_pictures()
+
+    html = card_html(
+        open_thread(member_client, video, django_capture_on_commit_callbacks).content.decode(),
+        video,
+    )
+
+    assert "The cover was deleted after 30 days without being viewed." in html
+    assert "<img" not in html
+    assert video.pk not in queued  # not fetched again: its URL has expired upstream by now
+
+
+def test_share_covers_add_no_query_to_a_thread_of_image_letters(
+    member_client, synced, sandbox, queued, django_capture_on_commit_callbacks
+):
+    """The stored pictures of a page's image letters and covers are one query, their claim one
+    statement: a thread with shares costs what a thread with an image letter costs."""
+    video = Message.objects.get(account=synced, app_type=51)
+    photo = Message.objects.filter(session=video.session, msg_type=3).first()
+    assert photo is not None  # the scripted conversation has both
+
+    def count(call) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            call()
+        return len(captured)
+
+    open_thread(member_client, video, django_capture_on_commit_callbacks)
+    again = count(lambda: open_thread(member_client, video, django_capture_on_commit_callbacks))
+    Message.objects.filter(pk=video.pk).update(msg_type=1, image_meta=None)
+    without_cover = count(
+        lambda: open_thread(member_client, video, django_capture_on_commit_callbacks)
+    )
+
+    assert again == without_cover
+    assert sorted(queued) == sorted([video.pk, photo.pk])
+
+
+def test_the_sandbox_serves_its_covers_and_nothing_else(sandbox):
+    video = finder_feed_xml("x", desc="d", nickname="n", base_url=sandbox.base_url)
+    cover_url = card_of(video).cover_url
+
+    served = requests.get(cover_url, timeout=5)
+    assert served.status_code == 200 and served.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert storage_sniff(served.content).width == 180
+    for name in ("nothex", "0" * 32 + "-9999x9999", "0" * 32 + "-1x1.png.exe"):
+        assert (
+            requests.get(f"{sandbox.base_url}/_sandbox/covers/{name}.png", timeout=5).status_code
+            == 404
+        )

@@ -1,13 +1,15 @@
 """Pictures of image letters, from the upstream to the page and out again.
 
 - Showing: `show_pictures(messages)` reads, in one query, which stored pictures the image
-  letters among `messages` have, and hangs them on each letter as `message.pictures` for the
-  image card. Given the thread's account it also queues the thumbnails that are missing (one
-  more query, only when some are): opening a thread is what fetches its pictures.
+  letters among `messages` have (and the app letters whose share card has a cover: the cover is
+  their thumbnail), and hangs them on each letter as `message.pictures` for the card. Given
+  the thread's account it also queues the thumbnails that are missing (one more query, only
+  when some are): opening a thread is what fetches its pictures.
 - Fetching (in the images worker): `fetch_thumbnail` asks the upstream for the thumbnail's URL
-  (downloadImage type 3), downloads and stores the bytes; `store_from_url` is the part the
-  full-size download (inbox.images, "Load image") shares. A stored picture bumps its letter's
-  updated_at, so the thread's poll redraws the card with it.
+  (downloadImage type 3), or takes a share card's cover URL from the card, downloads and stores
+  the bytes; `store_from_url` is the part the full-size download (inbox.images, "Load image")
+  shares. A stored picture bumps its letter's updated_at, so the thread's poll redraws the card
+  with it.
 - Forgetting: `prune_pictures` deletes files nobody was shown for PICTURES_RETENTION_DAYS and
   files no letter uses any more; their letters say the picture has expired.
 """
@@ -34,6 +36,7 @@ from inbox.payloads import clean_text
 from inbox.pictures import ratelimit, storage
 from inbox.pictures.models import MessagePicture, StoredPicture
 from inbox.pictures.storage import PictureRefused
+from inbox.share_cards import is_trusted_picture
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +79,32 @@ def picture_url(message_id: int, kind: str, sha256: str) -> str:
 
 
 def has_pictures(message: Message) -> bool:
-    """An image letter from the upstream (not an image reply of ours, which has its own file)."""
-    return (
-        message.msg_type == Message.Type.IMAGE
-        and message.kind == Message.Kind.LETTER
-        and not message.attachment
-    )
+    """An image letter from the upstream (not an image reply of ours, which has its own file),
+    or an app letter whose share card names a cover."""
+    if message.kind != Message.Kind.LETTER:
+        return False
+    if message.msg_type == Message.Type.IMAGE:
+        return not message.attachment
+    return message.msg_type == Message.Type.APP and bool(cover_url(message))
+
+
+def cover_url(message: Message) -> str:
+    """The cover URL of an app letter's share card (inbox.share_cards), or "". Read from the
+    stored dict without building the card: show_pictures runs over every letter of a page."""
+    meta = message.image_meta
+    card = meta.get("card") if isinstance(meta, dict) else None
+    url = card.get("cover_url") if isinstance(card, dict) else None
+    return url if isinstance(url, str) else ""
+
+
+def _fetchable(message: Message, account: Account, device_reachable: bool) -> bool:
+    """Whether a thumbnail can be fetched for the letter: an image letter's comes from the
+    device (downloadImage), so not while it is paused or offline; a cover comes from its URL,
+    fetched only from a trusted host (share_cards.is_trusted_picture) — never from wherever a
+    sender's XML points."""
+    if message.msg_type == Message.Type.APP:
+        return is_trusted_picture(cover_url(message), account.effective_base_url)
+    return device_reachable and bool(message.content)
 
 
 def show_pictures(
@@ -114,11 +137,13 @@ def show_pictures(
         message.pictures = _letter_pictures(
             message, links.get((message.pk, Kind.THUMB)), links.get((message.pk, Kind.FULL)), now
         )
-    if queue_for is not None and _device_reachable(queue_for):
+    if queue_for is not None:
+        reachable = _device_reachable(queue_for)
         wanted = [
             message
             for message in letters
-            if message.content and _wants_thumbnail(links.get((message.pk, Kind.THUMB)), now, retry)
+            if _fetchable(message, queue_for, reachable)
+            and _wants_thumbnail(links.get((message.pk, Kind.THUMB)), now, retry)
         ]
         queued = set(queue_thumbnails(queue_for, wanted, retry=retry))
         for message in wanted:
@@ -252,12 +277,12 @@ def _publish_thumbnails(queued: list[tuple[int, float]]) -> None:
 
 
 def fetch_thumbnail(message_id: int) -> bool:
-    """Download an image letter's thumbnail and store it; on failure record why, and wait
-    PICTURES_RETRY_SECONDS before an open asks again. True when the thumbnail is stored (now or
-    by an earlier run: a second run fetches nothing)."""
+    """Download an image letter's thumbnail (or an app letter's share card cover) and store it;
+    on failure record why, and wait PICTURES_RETRY_SECONDS before an open asks again. True when
+    the thumbnail is stored (now or by an earlier run: a second run fetches nothing)."""
     message = (
         Message.objects.select_related("account")
-        .filter(pk=message_id, msg_type=Message.Type.IMAGE)
+        .filter(pk=message_id, msg_type__in=(Message.Type.IMAGE, Message.Type.APP))
         .first()
     )
     if message is None:
@@ -268,14 +293,27 @@ def fetch_thumbnail(message_id: int) -> bool:
         return True
     deadline = time.monotonic() + settings.IMAGE_FETCH_SECONDS
     try:
-        url, error = images.upstream_file_url(message, THUMBNAIL_TYPES, deadline)
-        if url is None:
-            raise PictureRefused(error or "the upstream gave no picture")
+        if message.msg_type == Message.Type.APP:
+            url = _trusted_cover_url(message)
+        else:
+            url, error = images.upstream_file_url(message, THUMBNAIL_TYPES, deadline)
+            if url is None:
+                raise PictureRefused(error or "the upstream gave no picture")
         store_from_url(message_id, Kind.THUMB, url, deadline)
     except PictureRefused as exc:
         thumbnail_failed(message_id, str(exc))
         return False
     return True
+
+
+def _trusted_cover_url(message: Message) -> str:
+    """The share card's cover URL, downloaded as it is (downloadImage is for image letters
+    only); checked again here, as the claim did, since the host check is what keeps the
+    server from requesting an address a sender wrote."""
+    url = cover_url(message)
+    if not is_trusted_picture(url, message.account.effective_base_url):
+        raise PictureRefused("the cover is not on a picture host this inbox downloads from")
+    return url
 
 
 def thumbnail_failed(message_id: int, error: str) -> None:
