@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.sandbox import IMAGE_XML, Peer
+from accounts.sandbox import IMAGE_XML, Peer, finder_feed_xml
 from inbox.models import Message, Session
 from inbox.sync import sync_account
 from tests.conftest import SANDBOX_APP_ID
@@ -18,7 +18,8 @@ BUSY = Peer("v2_busy_peer@finder", "常客")
 
 def grow(sandbox, account, total: int) -> None:
     """Bring the account to `total` sessions with one letter each, plus one busy session with
-    `total` letters (images among them), through the sandbox and a real sync."""
+    `total` letters (images and shared videos among them), through the sandbox and a real
+    sync."""
     have = Session.objects.exclude(peer_username=BUSY.username).count()
     for n in range(have, total):
         sandbox.add_letter(SANDBOX_APP_ID, f"你好 {n}", peer=Peer(f"v2_p{n}@finder", f"客人{n}"))
@@ -30,6 +31,11 @@ def grow(sandbox, account, total: int) -> None:
                 length=21600, hd_length=54000, md5=f"{n:032d}",
             )  # fmt: skip
             sandbox.add_letter(SANDBOX_APP_ID, xml, peer=BUSY, msg_type=3)
+        elif n % 4 == 3:  # shared videos: their covers are read with the image letters' pictures
+            xml = finder_feed_xml(
+                f"busy-{n}", desc=f"视频 {n}", nickname="店", base_url=sandbox.base_url
+            )
+            sandbox.add_letter(SANDBOX_APP_ID, xml, peer=BUSY, msg_type=49)
         else:
             sandbox.add_letter(SANDBOX_APP_ID, f"你好，第 {n} 个问题", peer=BUSY)
     sync_account(account)
@@ -100,9 +106,9 @@ def test_queries_do_not_grow_with_rows(member_client, account, sandbox):
     assert many == few
     # And they stay small: sign-in session and user, plus a handful (a thread's header adds
     # one for the assignee menu's members, the sidebar one for the labels and their counts and
-    # one for the saved views with theirs, a page with image letters one for their stored
-    # pictures).
-    assert max(few.values()) <= 12, few
+    # one for the saved views with theirs, a page with image letters or shared videos one for
+    # their stored pictures and covers, together).
+    assert max(few.values()) <= 13, few
 
 
 def test_pages_stay_within_their_budget(
