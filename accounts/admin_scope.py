@@ -69,6 +69,44 @@ class AccountScopedAdmin(admin.ModelAdmin):
         return formfield
 
 
+class SharedRowsAdmin(AccountScopedAdmin):
+    """A model whose rows without an account are shared by every account (canned replies,
+    labels): every staff user may read those, only a superuser may write or delete them, and a
+    staff user's new row belongs to one of their own accounts."""
+
+    accountless_rows_are_shared = True
+    # What the delete confirmation says a staff user lacks the right to delete.
+    shared_rows_name = ""
+
+    def _is_shared_for_staff(self, request: HttpRequest, obj) -> bool:
+        return obj is not None and obj.account_id is None and not request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._is_shared_for_staff(request, obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        if self._is_shared_for_staff(request, obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        # The bulk "delete selected" action asks here, not has_delete_permission(obj).
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if any(self._is_shared_for_staff(request, obj) for obj in objs):
+            perms_needed = {*perms_needed, self.shared_rows_name}
+        return deleted, counts, perms_needed, protected
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "account" and not request.user.is_superuser:
+            # One of their own accounts: "no account" (shared by all) is a superuser's to write.
+            formfield.required = True
+            formfield.empty_label = None
+        return formfield
+
+
 class ScopedRawIdWidget(ForeignKeyRawIdWidget):
     """A raw-id field whose label (shown next to the id, also after a refused forged value)
     names only a row the user may see."""

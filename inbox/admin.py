@@ -7,11 +7,10 @@ import json
 
 from django.contrib import admin
 from django.db import models
-from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin_scope import AccountScopedAdmin, VisibleAccountFilter
+from accounts.admin_scope import AccountScopedAdmin, SharedRowsAdmin, VisibleAccountFilter
 from inbox.models import CannedReply, Message, QuarantinedItem, Session
 
 
@@ -89,11 +88,11 @@ class QuarantinedItemAdmin(AccountScopedAdmin):
 
 
 @admin.register(CannedReply)
-class CannedReplyAdmin(AccountScopedAdmin):
+class CannedReplyAdmin(SharedRowsAdmin):
     """Saved answers staff insert with `/` in the composer; without an account, for every one.
     Those shared ones every staff user may read, but only a superuser may write."""
 
-    accountless_rows_are_shared = True
+    shared_rows_name = _("canned replies shared by all accounts")
 
     list_display = ["title", "account", "short_text"]
     list_filter = [("account", VisibleAccountFilter)]
@@ -103,28 +102,3 @@ class CannedReplyAdmin(AccountScopedAdmin):
     @admin.display(description=_("text"))
     def short_text(self, reply: CannedReply) -> str:
         return reply.text[:80]
-
-    def has_change_permission(self, request: HttpRequest, obj: CannedReply | None = None) -> bool:
-        if obj is not None and obj.account_id is None and not request.user.is_superuser:
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: CannedReply | None = None) -> bool:
-        if obj is not None and obj.account_id is None and not request.user.is_superuser:
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def get_deleted_objects(self, objs, request: HttpRequest):
-        # The bulk "delete selected" action asks here, not has_delete_permission(obj).
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        if not request.user.is_superuser and any(reply.account_id is None for reply in objs):
-            perms_needed = {*perms_needed, _("canned replies shared by all accounts")}
-        return deleted, counts, perms_needed, protected
-
-    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
-        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name == "account" and not request.user.is_superuser:
-            # One of their own accounts: "no account" (shared by all) is a superuser's to write.
-            formfield.required = True
-            formfield.empty_label = None
-        return formfield
