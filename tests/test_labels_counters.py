@@ -115,7 +115,7 @@ def test_rebuild_repairs_counters_and_says_how_many_were_off(db, make_item, caps
         desk.sync_page()
     services.add_label(desk.agents[0], Session.objects.all(), desk.labels[0])
     LabelCounter.objects.update(open=99)
-    call_command("rebuild_label_counters")
+    call_command("rebuild_counters")
     assert "were off" in capsys.readouterr().out
     assert_label_counters_match_a_recount()
 

@@ -141,7 +141,7 @@ class LabelCounter(models.Model):
     sidebar's counts and the list filter's choice of plan, read from a few rows.
 
     Kept by database triggers on labels_sessionlabel, inbox_session and labels_label in the same
-    transaction as every change (inbox/labels/counters.py); `manage.py rebuild_label_counters`
+    transaction as every change (inbox/labels/counters.py); `manage.py rebuild_counters`
     recounts them.
     """
 
