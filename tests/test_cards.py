@@ -835,3 +835,15 @@ def test_the_sandbox_serves_its_covers_and_nothing_else(sandbox):
             requests.get(f"{sandbox.base_url}/_sandbox/covers/{name}.png", timeout=5).status_code
             == 404
         )
+
+
+def test_pictures_load_only_from_our_own_origin(member_client, synced):
+    """With covers, avatars and image letters all served from our storage, the CSP lets the
+    page load pictures from nowhere else."""
+    video = Message.objects.get(account=synced, app_type=51)
+
+    response = member_client.get(video.session.get_absolute_url())
+
+    policy = response["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["img-src"] == "'self' data:"
