@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, IntegerField, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
+from inbox import session_names
 from inbox.models import Session, SessionCounter
 
 TABLE = SessionCounter._meta.db_table
@@ -151,6 +152,8 @@ def ensure_triggers(sender=None, *, using: str = "default", **kwargs) -> None:
     leave the counters unmaintained without a word."""
     from django.db import connections
 
+    # The session table's other triggers, which such a copy would drop as well.
+    session_names.ensure_triggers(using=using)
     db = connections[using]
     if db.vendor not in ("postgresql", "sqlite"):
         return

@@ -141,6 +141,29 @@ class Session(models.Model):
         return f"{name[:10]}…{name[-12:]}" if len(name) > 26 else name
 
 
+class SessionName(models.Model):
+    """The names search finds a conversation by (the peer's nickname and user name, the upstream
+    session id), copies of its session's columns in a narrow table of their own.
+
+    Their trigram and search-vector GIN indexes (migration 0018) hold about 150 entries per
+    session. On the session row they were written again by every session update, since sync's
+    update moves indexed columns (last_message_at) and so is never HOT: most of a sync page's
+    session update went to rewriting names that had not changed. Here they are written when a
+    session is inserted and when one of its names changes, by database triggers on inbox_session
+    (inbox/session_names.py), so no write path can leave them stale.
+    """
+
+    session = models.OneToOneField(
+        Session, on_delete=models.CASCADE, primary_key=True, related_name="search_names"
+    )
+    peer_nickname = models.CharField(max_length=200, blank=True)
+    peer_username = models.CharField(max_length=200, blank=True)
+    msg_session_id = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.peer_nickname or self.peer_username or self.msg_session_id
+
+
 class Message(models.Model):
     """One private letter as the upstream delivered it, or an outgoing reply, note or activity
     line that staff made here. Upstream letters are unique per (account, NewMsgId)."""

@@ -12,7 +12,7 @@ from django.db import connection
 from accounts.models import Account
 from accounts.sandbox import PEERS
 from inbox import search as search_module
-from inbox.models import Message, Session
+from inbox.models import Message, Session, SessionName
 from inbox.search import clean_query, search, search_terms
 from inbox.sync import sync_account
 
@@ -40,6 +40,33 @@ def test_sessions_are_found_by_nickname_user_name_or_session_id(member):
     assert search(member, "lily").sessions == [lily]
     assert lily in search(member, PEERS[2].username[-20:]).sessions
     assert lily in search(member, lily.msg_session_id[:12]).sessions
+
+
+def test_the_names_search_reads_follow_every_write_to_the_session(member, account):
+    lily = Session.objects.get(peer_username=PEERS[2].username)
+
+    def names(session_id):
+        return SessionName.objects.filter(pk=session_id).values_list(
+            "peer_nickname", "peer_username", "msg_session_id"
+        )
+
+    assert list(names(lily.pk)) == [("", lily.peer_username, lily.msg_session_id)]
+    Session.objects.filter(pk=lily.pk).update(peer_nickname="Lily")
+    lily.refresh_from_db()
+    lily.unread_count = 3
+    lily.save()  # every column, the names unchanged
+    assert list(names(lily.pk)) == [("Lily", lily.peer_username, lily.msg_session_id)]
+    created = Session.objects.create(
+        account=account,
+        msg_session_id="new@findermsg",
+        peer_username="v2_new@finder",
+        peer_nickname="小新",
+        last_message_at=lily.last_message_at,
+    )
+    assert list(names(created.pk)) == [("小新", "v2_new@finder", "new@findermsg")]
+    created.delete()
+    assert not names(created.pk).exists()
+    assert SessionName.objects.count() == Session.objects.count()
 
 
 def test_one_or_two_characters_find_a_session_by_nickname_only(member):
@@ -173,6 +200,19 @@ def test_postgres_has_the_search_indexes(db):
     assert "gin" in indexes["inbox_message_search_vector"]
     assert "inbox_message_search_recent" in indexes
     assert "inbox_message_content_trgm" not in indexes
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexname FROM pg_indexes "
+            "WHERE tablename IN ('inbox_session', 'inbox_sessionname') AND indexdef LIKE '%gin%'"
+        )
+        gin_indexes = sorted(cursor.fetchall())
+    # Off the session row, whose every update would write them again (migration 0018).
+    assert gin_indexes == [
+        ("inbox_sessionname", "inbox_sessionname_nickname_trgm"),
+        ("inbox_sessionname", "inbox_sessionname_nickname_vector"),
+        ("inbox_sessionname", "inbox_sessionname_session_id_trgm"),
+        ("inbox_sessionname", "inbox_sessionname_username_trgm"),
+    ]
 
 
 @pytest.mark.parametrize(
