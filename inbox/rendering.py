@@ -25,7 +25,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
 from inbox.models import Message
-from inbox.pictures.services import LetterPictures, pictures_of
+from inbox.pictures.services import NO_PICTURES, LetterPictures, pictures_of
 from inbox.share_cards import LINK, LIVE, MINI_PROGRAM, VIDEO, ShareCard
 from inbox.team import mentions
 from inbox.text import linkify, person, pretty_json, system_text, type_label
@@ -506,7 +506,9 @@ def render_share_card(message: Message, reader: Reader) -> str:
     channels = kind in (VIDEO, LIVE)
     parts = [f'<div class="share-card share-{kind}">']
     pictures = pictures_of(message)
-    if channels or card.cover_url:
+    # A link or mini program shows its thumbnail's frame once the pictures app has taken the
+    # thumbnail on (a host it fetches from); one it never fetches keeps the icon.
+    if channels or pictures != NO_PICTURES:
         parts.append(_share_cover_frame(card, pictures, words))
     else:
         parts.append(

@@ -751,6 +751,7 @@ def test_a_cover_on_an_untrusted_host_is_never_fetched(
     assert message.pk not in queued
     assert "tracker.example" not in html and "<img" not in html
     assert "Loading the cover" not in html  # nothing is on its way
+    assert 'class="app-icon"' in html and "share-cover" not in html  # the icon, as before
     # Even a task queued some other way refuses it before any request.
     assert not picture_services.fetch_thumbnail(message.pk)
     assert downloads == []
