@@ -189,13 +189,14 @@ def test_snooze_and_assignment_from_the_header(page, live_server, inbox):
     session = open_session(page, "Lily 🌸")
     header = page.locator(f"#thread-header-{session.pk}")
 
-    header.locator(".menu-toggle").click()
-    expect(header.locator(".menu-panel")).to_be_visible()
+    header.get_by_title("Status and snooze").click()
+    status_menu = header.get_by_role("group", name="Status and snooze")
+    expect(status_menu).to_be_visible()
     snapshot(page, "status_menu")
     header.get_by_role("button", name=re.compile("^Tomorrow")).click()
     expect(header.locator(".status")).to_contain_text("Snoozed")
     expect(header.locator(".status")).to_contain_text("until tomorrow 09:00")
-    expect(header.locator(".menu-panel")).to_be_hidden()
+    expect(status_menu).to_be_hidden()
 
     # Each member is offered with their availability (inbox.live); 王五 has no tab open.
     header.locator("select[name=assignee]").select_option(label="王五 · Offline")

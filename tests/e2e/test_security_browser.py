@@ -36,8 +36,12 @@ def test_inbox_and_admin_pages_run_under_the_csp_without_a_violation(
     expect(card).to_contain_text("160×120")
     box = card.locator(".image-frame").bounding_box()
     assert abs(box["width"] / box["height"] - 160 / 120) < 0.02
-    card.get_by_role("button", name="Load image").click()
+    # The thumbnail arrives by itself; "Load image" shows the full picture in the viewer.
     page.wait_for_function("() => document.querySelector('.image-card img')?.naturalWidth > 0")
+    card.get_by_role("button", name="Load image").click()
+    page.wait_for_function("() => document.querySelector('#lightbox img')?.naturalWidth > 0")
+    page.keyboard.press("Escape")
+    expect(page.locator("#lightbox")).to_be_hidden()
     page.keyboard.press("/")
     page.keyboard.type("优惠券")
     expect(page.locator(".result-message mark").first).to_have_text("优惠券")
