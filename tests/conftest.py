@@ -162,6 +162,13 @@ _DROP = object()
 SERVICE_MARKERS = ("postgres", "redis", "browser")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last. Playwright's sync API keeps an asyncio loop running in the main
+    thread while its (session-scoped) browser lives, and asgiref's async_to_sync, which the live
+    stream tests call, refuses to run under a running loop."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With FINDER_REQUIRE_SERVICES=1 (set by .ci/run), a test that needs PostgreSQL, Redis or
