@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, models, transaction
 
+from inbox import bulk
 from inbox.models import Message, Session
 from inbox.reports.models import Episode, LetterHour, ReplyFact, TimelineState
 
@@ -437,15 +438,16 @@ def _upsert_states(rows: list[tuple]) -> None:
         "ON CONFLICT (session_id) DO UPDATE SET last_at = excluded.last_at, "
         "last_rank = excluded.last_rank, episode_id = excluded.episode_id"
     )
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with bulk.bound_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (session_id, last_at, last_rank, episode_id) "
-                "SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::smallint[], "
-                f"%s::bigint[]) {update}",
+                "SELECT * FROM unnest(%b::bigint[], %b::timestamptz[], %b::smallint[], "
+                f"%b::bigint[]) {update}",
                 [list(column) for column in zip(*rows, strict=True)],
             )
-            return
+        return
+    with connection.cursor() as cursor:
         adapt = connection.ops.adapt_datetimefield_value
         cursor.executemany(
             f"INSERT INTO {table} (session_id, last_at, last_rank, episode_id) "
@@ -468,7 +470,7 @@ EPISODE_FIELDS = [
 
 
 def _update_episodes(episodes: list[Episode]) -> None:
-    """One UPDATE … FROM unnest(arrays) on PostgreSQL; on SQLite (in-process) one prepared
+    """One UPDATE … FROM unnest(binary arrays) on PostgreSQL; on SQLite (in-process) one prepared
     UPDATE run per episode. bulk_update's CASE per row and field costs milliseconds a row."""
     if not episodes:
         return
@@ -484,12 +486,12 @@ def _update_episodes(episodes: list[Episode]) -> None:
         arrays = [[episode.pk for episode in episodes]] + [
             [getattr(episode, field.attname) for episode in episodes] for field in fields
         ]
-        with connection.cursor() as cursor:
+        with bulk.bound_cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} AS e SET "
                 + ", ".join(f"{column} = v.{column}" for column in columns)
-                + " FROM unnest(%s::bigint[], "
-                + ", ".join(f"%s::{kind}[]" for kind in types)
+                + " FROM unnest(%b::bigint[], "
+                + ", ".join(f"%b::{kind}[]" for kind in types)
                 + f") AS v(id, {', '.join(columns)}) WHERE e.id = v.id",
                 arrays,
             )
