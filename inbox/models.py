@@ -320,6 +320,14 @@ class Message(models.Model):
                 condition=models.Q(delivery="sending"),
                 name="inbox_message_sending_sweep",
             ),
+            # Sync's _adopt_echoes: the replies composed here that have no NewMsgId yet, in the
+            # page's sessions. Without it every page read through all rows without a NewMsgId
+            # (every note and activity line). A synced letter always has one and never enters.
+            models.Index(
+                fields=["session", "send_started_at"],
+                condition=models.Q(new_msg_id__isnull=True, send_started_at__isnull=False),
+                name="inbox_message_echo_candidates",
+            ),
             # search.search(): the newest text letters and notes first, walked until enough hit
             # (common terms); the boundary of that walk is read from this index alone.
             models.Index(
