@@ -12,6 +12,8 @@ from django.db import connection
 from accounts.models import Account
 from accounts.sandbox import PEERS
 from inbox import search as search_module
+from inbox import session_names
+from inbox.counters import ensure_triggers
 from inbox.models import Message, Session, SessionName
 from inbox.search import clean_query, search, search_terms
 from inbox.sync import sync_account
@@ -67,6 +69,22 @@ def test_the_names_search_reads_follow_every_write_to_the_session(member, accoun
     created.delete()
     assert not names(created.pk).exists()
     assert SessionName.objects.count() == Session.objects.count()
+
+
+def test_names_triggers_a_migration_lost_come_back_after_migrate(member):
+    # SQLite alters a column by copying the table, which drops the table's triggers.
+    with connection.cursor() as cursor:
+        for statement in session_names._statements(connection.vendor, install=False):
+            cursor.execute(statement)
+    lily = Session.objects.get(peer_username=PEERS[2].username)
+    Session.objects.filter(pk=lily.pk).update(peer_nickname="Lily")
+    assert search(member, "lily").sessions == []
+
+    ensure_triggers()  # post_migrate
+
+    assert search(member, "lily").sessions == [lily]
+    Session.objects.filter(pk=lily.pk).update(peer_nickname="莉莉")
+    assert search(member, "莉莉").sessions == [lily]
 
 
 def test_one_or_two_characters_find_a_session_by_nickname_only(member):
