@@ -30,7 +30,13 @@ class SessionAdmin(AccountScopedAdmin):
     ]
     list_filter = ["status", ("account", VisibleAccountFilter)]
     list_select_related = ["account", "assignee"]
-    search_fields = ["=msg_session_id", "peer_username", "peer_nickname"]
+    # The names are searched in their own table (inbox.SessionName), where the trigram indexes
+    # are; the session table has none.
+    search_fields = [
+        "=msg_session_id",
+        "search_names__peer_username",
+        "search_names__peer_nickname",
+    ]
     raw_id_fields = ["account", "assignee"]
     show_full_result_count = False
     readonly_fields = ["msg_session_id", "created_at", "updated_at"]
