@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inbox import browse
 from inbox.live import forms, presence, publish, tokens
+from inbox.team.assignment import agent_available
 
 
 @require_POST
@@ -53,7 +54,7 @@ def heartbeat(request: HttpRequest) -> HttpResponse:
             [other.user_id for other in beat.others], "viewers", {"session": claims.session_id}
         )
     if beat.came_online:
-        _agent_available(claims.user_id)
+        agent_available(claims.user_id)
     if claims.session_id is None:
         response = HttpResponse(status=204)
     else:
@@ -61,15 +62,6 @@ def heartbeat(request: HttpRequest) -> HttpResponse:
     if renewed:
         response["X-Live-Token"] = renewed
     return response
-
-
-def _agent_available(user_id: int) -> None:
-    """Auto-assignment (inbox.team) hands waiting conversations to agents as they come online."""
-    try:
-        from inbox.team.assignment import agent_available
-    except ImportError:  # the team app is not installed: nothing waits for anyone
-        return
-    agent_available(user_id)
 
 
 def _may_view(request: HttpRequest, session_id: int | None) -> bool:
@@ -122,7 +114,7 @@ def set_status(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest(_("Choose online, busy or away."))
     presence.set_status(request.user.pk, form.cleaned_data["status"])
     if form.cleaned_data["status"] == presence.ONLINE:
-        _agent_available(request.user.pk)
+        agent_available(request.user.pk)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("inbox:index")

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from inbox.live import presence
 from inbox.models import Message, Session, SessionCounter
 from inbox.team import notifications
 from inbox.team.models import AgentCap, AssignmentPolicy, Kind, WaitingConversation
@@ -40,12 +41,7 @@ BATCH = 200
 
 
 def online_user_ids(user_ids: list[int]) -> set[int]:
-    """Who of these is online now (inbox.live's presence). Without inbox.live nobody is, and
-    conversations wait unassigned rather than go to someone who may not be there."""
-    try:
-        from inbox.live import presence
-    except ImportError:
-        return set()
+    """Who of these is online now (inbox.live's presence: not busy, not away)."""
     return set(presence.online_user_ids(user_ids))
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account
+from inbox.live import publish
 from inbox.models import Session
 from inbox.team.models import NOTIFICATION_TEXT_LENGTH, Kind, Notification, NotificationPreference
 from inbox.text import person
@@ -266,10 +267,6 @@ def publish_after_commit(rows: list[Notification]) -> None:
 
 
 def _publish(user_ids: list[int], kind: str) -> None:
-    try:
-        from inbox.live import publish
-    except ImportError:  # live delivery not installed: the bell's poll brings them
-        return
     try:
         publish.to_users(user_ids, event="notification", data={"kind": kind})
     except Exception:

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from inbox.live import presence, tokens
+from inbox.live import presence, tokens, views
 from tests.live.conftest import HTMX
 
 pytestmark = pytest.mark.usefixtures("live_store")
@@ -55,9 +55,8 @@ def test_a_tab_heartbeat_costs_no_query_and_makes_the_agent_online(
 
 
 def test_coming_online_offers_the_agent_waiting_conversations(member, monkeypatch):
-    team = pytest.importorskip("inbox.team.assignment")
     offered = []
-    monkeypatch.setattr(team, "agent_available", offered.append)
+    monkeypatch.setattr(views, "agent_available", offered.append)
     client = signed_in(member)
     token = tab_token(client)
     beat(client, token, active=True)
