@@ -36,7 +36,7 @@ def test_it_rebuilds_both_search_indexes_and_search_still_finds_letters(synced):
         == set(before)
         == {
             "inbox_message_search_vector",
-            "inbox_session_nickname_vector",
+            "inbox_sessionname_nickname_vector",
         }
     )
     # REINDEX CONCURRENTLY builds a new index and swaps it in: new storage, same name.

@@ -16,7 +16,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 from tqdm import tqdm
 
-SEARCH_INDEXES = ("inbox_message_search_vector", "inbox_session_nickname_vector")
+# The nicknames' index is on inbox_sessionname, the narrow table of search names (migration 0018).
+SEARCH_INDEXES = ("inbox_message_search_vector", "inbox_sessionname_nickname_vector")
 
 
 class Command(BaseCommand):
