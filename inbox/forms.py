@@ -85,8 +85,13 @@ class StatusForm(forms.Form):
 
 def assignable_users(session: Session, actor) -> QuerySet:
     """Who the session can go to: active members of its account, and the actor when a
-    superuser (who may work on every account without being a member)."""
-    members = Q(finder_accounts=session.account_id)
+    superuser."""
+    return active_members(Q(finder_accounts=session.account_id), actor)
+
+
+def active_members(members: Q, actor) -> QuerySet:
+    """The active users `members` selects, by name, and the actor when a superuser (who may
+    work on every account without being a member)."""
     if actor.is_superuser:
         members |= Q(pk=actor.pk)
     return (

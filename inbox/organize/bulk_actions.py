@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -29,6 +28,7 @@ from django.utils.translation import ngettext
 
 from accounts.models import Account
 from inbox import browse, text
+from inbox.forms import active_members
 from inbox.labels import services as labels
 from inbox.labels.chips import with_label_chips
 from inbox.labels.models import Label
@@ -221,12 +221,6 @@ def _account_name(account_id: int) -> str:
 def assignable_users(actor: AbstractBaseUser) -> QuerySet:
     """Who the bulk bar offers to assign to: active members of the actor's accounts, and the
     actor when a superuser. The service checks each choice against the selection's accounts."""
-    members = Q(finder_accounts__in=Account.objects.visible_to(actor).values("pk"))
-    if actor.is_superuser:
-        members |= Q(pk=actor.pk)
-    return (
-        get_user_model()
-        .objects.filter(members, is_active=True)
-        .distinct()
-        .order_by("first_name", "last_name", "username")
+    return active_members(
+        Q(finder_accounts__in=Account.objects.visible_to(actor).values("pk")), actor
     )
