@@ -202,3 +202,11 @@ def _pictures_kept_apart(settings, tmp_path_factory) -> None:
     with an empty thumbnail schedule (inbox.pictures.ratelimit), in Redis too."""
     settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
     settings.PICTURES_KEY_PREFIX = f"test:{uuid.uuid4().hex}:pictures:"
+
+
+@pytest.fixture(autouse=True)
+def _presence_kept_apart(settings) -> None:
+    """Each test starts with nobody online, busy or viewing (inbox.live): its presence keys get
+    a prefix of their own, so neither an earlier test nor an earlier run on the same Redis (user
+    ids repeat across runs) leaves an agent "busy" in it. tests/live sets its own on top."""
+    settings.LIVE_KEY_PREFIX = f"test:{uuid.uuid4().hex}:live:"
