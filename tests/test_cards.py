@@ -22,15 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.sandbox import (
-    FINDER_UPGRADE_TITLE,
-    PEERS,
-    SandboxAccount,
-    finder_feed_xml,
-    finder_live_xml,
-    history_item,
-    running_share,
-)
+from accounts.sandbox import PEERS, SandboxAccount, history_item, running_share
+from accounts.sandbox_media import FINDER_UPGRADE_TITLE, finder_feed_xml, finder_live_xml
 from inbox import rendering
 from inbox.card_backfill import reparse_app_messages, reparsed_values
 from inbox.models import Message, Session

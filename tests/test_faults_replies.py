@@ -23,7 +23,8 @@ from django.db import connections
 from django.urls import reverse
 
 from accounts.models import Account
-from accounts.sandbox import EXAMPLE_SESSION, PEERS, png_bytes, start_sandbox
+from accounts.sandbox import EXAMPLE_SESSION, PEERS, start_sandbox
+from accounts.sandbox_media import png_bytes
 from inbox import services, tasks
 from inbox.models import Message, Session
 from inbox.sync import sync_account

@@ -19,7 +19,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account
-from accounts.sandbox import IMAGE_XML, Peer, png_bytes
+from accounts.sandbox import IMAGE_XML, Peer
+from accounts.sandbox_media import png_bytes
 from inbox import images
 from inbox.celery import app
 from inbox.models import Message, Session

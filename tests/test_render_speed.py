@@ -13,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from accounts.models import Account
-from accounts.sandbox import PEERS, png_bytes
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import png_bytes
 from inbox import browse, rendering, services
 from inbox.models import Message, Session
 

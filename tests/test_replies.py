@@ -15,8 +15,8 @@ from accounts.sandbox import (
     EXAMPLE_PEER,
     EXAMPLE_SESSION,
     PEERS,
-    png_bytes,
 )
+from accounts.sandbox_media import png_bytes
 from inbox import services
 from inbox.models import Message, Session
 from inbox.sync import sync_account

@@ -239,9 +239,7 @@ def test_postgres_has_the_search_indexes(db):
         # 200,000 distinct Chinese characters: 400,000 lexemes, over the tsvector's 1 MB.
         "".join(chr(0x4E00 + (n * 7919) % 20000) for n in range(200_000)),
         # Runs of 100 random letters: every suffix of every run is a lexeme.
-        "".join(
-            uuid.uuid4().hex * 3 + uuid.uuid4().hex[:4] + " " for _ in range(20_000)
-        ),
+        "".join(uuid.uuid4().hex * 3 + uuid.uuid4().hex[:4] + " " for _ in range(20_000)),
     ],
     ids=["distinct-chinese", "random-ascii-runs"],
 )

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Account
-from accounts.sandbox import PEERS, avatar_url
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import avatar_url
 from inbox import tasks
 from inbox.labels.models import Label
 from inbox.models import Session

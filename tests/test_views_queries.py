@@ -8,7 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.sandbox import IMAGE_XML, Peer, finder_feed_xml
+from accounts.sandbox import IMAGE_XML, Peer
+from accounts.sandbox_media import finder_feed_xml
 from inbox.models import Message, Session
 from inbox.sync import sync_account
 from tests.conftest import SANDBOX_APP_ID

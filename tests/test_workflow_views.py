@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from accounts.models import Account
-from accounts.sandbox import PEERS, png_bytes
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import png_bytes
 from inbox import services
 from inbox.browse import to_micros
 from inbox.models import CannedReply, Message, Session
@@ -591,7 +592,8 @@ def post_assign(client, session, assignee, **headers):
 def test_the_header_offers_the_members_and_assign_to_me(member_client, session, colleague):
     html = member_client.get(session.get_absolute_url()).content.decode()
     # Each member with their availability (inbox.live): nobody has a tab open here.
-    assert f'<option value="{colleague.pk}" data-availability="offline">王五 · Offline</option>' in html
+    option = f'<option value="{colleague.pk}" data-availability="offline">王五 · Offline</option>'
+    assert option in html
     assert "李四 (me) · Offline" in html
     assert '<option value="" selected>Unassigned</option>' in html
     assert "Assign to me" in html

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from accounts.sandbox import png_bytes
+from accounts.sandbox_media import png_bytes
 from inbox import browse
 from inbox.models import Message, Session
 from inbox.pictures import storage

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from accounts.sandbox import PEERS, finder_live_xml
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import finder_live_xml
 from inbox.sync import sync_account
 from tests.e2e.conftest import SCREENSHOTS, sign_in
 

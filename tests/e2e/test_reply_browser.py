@@ -10,7 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from accounts.sandbox import PEERS, png_bytes
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import png_bytes
 from inbox import services
 from inbox.models import CannedReply, Message, Session
 from inbox.sync import sync_account

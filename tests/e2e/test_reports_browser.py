@@ -15,7 +15,6 @@ from tests.e2e.conftest import SCREENSHOTS, sign_in
 pytestmark = pytest.mark.browser
 
 
-
 def test_the_report_page_draws_its_charts_changes_range_shows_a_table_and_exports(
     page, live_server, inbox, problems
 ):

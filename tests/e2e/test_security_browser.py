@@ -14,6 +14,7 @@ from tests.e2e.conftest import PASSWORD, SCREENSHOTS, sign_in
 
 pytestmark = pytest.mark.browser
 
+
 def snapshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.models import Account
-from accounts.sandbox import PEERS, avatar_url
+from accounts.sandbox import PEERS
+from accounts.sandbox_media import avatar_url
 from inbox.models import Session
 from inbox.viewers import avatars
 from inbox.viewers.models import Viewer, ViewerNote
