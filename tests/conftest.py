@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import time
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.models import Account
-from accounts.sandbox import EXAMPLE_PATH, SandboxServer, start_sandbox
+from accounts.sandbox import EXAMPLE_PATH, SandboxServer, letter_item, start_sandbox
+from accounts.sandbox_media import finder_name
+from inbox.models import Session
 from inbox.payloads import parse_sync_page
 from inbox.sync import account_lease, store_page, sync_account
 
@@ -23,6 +27,36 @@ def store_items(account: Account, items: list[dict], key_buff: str) -> None:
     page = parse_sync_page({"list": items, "keyBuff": key_buff})
     with account_lease(account) as lease:
         store_page(account, page, lease_token=lease, expected=account.key_buff)
+
+
+_conversation_ids = itertools.count(10**15)
+
+
+def store_conversation(
+    account: Account, session_id: str, letters: list[tuple[bool, str]], *, start: int | None = None
+) -> Session:
+    """Text letters of one conversation, (sent by the account?, text), a minute apart from
+    `start` (an hour ago by default), stored as a sync page stores them."""
+    start = start or int(time.time()) - 3600
+    me, peer = finder_name(account.app_id), finder_name(session_id)
+    items = []
+    for offset, (is_sender, content) in enumerate(letters):
+        number = next(_conversation_ids)
+        items.append(
+            letter_item(
+                seq=number % 10**9,
+                new_msg_id=number,
+                me=me,
+                peer=peer,
+                is_sender=is_sender,
+                msg_type=1,
+                content=content,
+                create_time=start + 60 * offset,
+                msg_session_id=session_id,
+            )
+        )
+    store_items(account, items, f"page-{uuid.uuid4().hex}")
+    return Session.objects.get(account=account, msg_session_id=session_id)
 
 
 @pytest.fixture(scope="session")

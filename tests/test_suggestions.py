@@ -4,7 +4,6 @@ and the commands."""
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,15 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Account
-from accounts.sandbox import finder_name, letter_item
 from inbox import services as inbox_services
 from inbox.models import CannedReply, Message, Session
 from inbox.suggestions import pairing, ranking, services
 from inbox.suggestions.models import PairingProgress, QAPair
 from inbox.suggestions.pairing import Letter, pairs_in_thread
-from tests.conftest import store_items
-
-_ids = itertools.count(10**15)
+from tests.conftest import store_conversation
 
 
 @pytest.fixture(autouse=True)
@@ -36,30 +32,6 @@ def _no_kept_indexes():
 
 
 TEXT = Message.Type.TEXT
-
-
-def _store(account: Account, session_id: str, letters: list[tuple[bool, str]], *, start=None):
-    """Letters of one conversation, a minute apart, stored as a sync page stores them."""
-    start = start or int(time.time()) - 3600
-    me, peer = finder_name(account.app_id), finder_name(session_id)
-    items = []
-    for offset, (is_sender, content) in enumerate(letters):
-        number = next(_ids)
-        items.append(
-            letter_item(
-                seq=number % 10**9,
-                new_msg_id=number,
-                me=me,
-                peer=peer,
-                is_sender=is_sender,
-                msg_type=1,
-                content=content,
-                create_time=start + 60 * offset,
-                msg_session_id=session_id,
-            )
-        )
-    store_items(account, items, f"page-{uuid.uuid4().hex}")
-    return Session.objects.get(account=account, msg_session_id=session_id)
 
 
 def _letter(pk: int, is_sender: bool, text: str, msg_type: int = TEXT) -> Letter:
@@ -109,7 +81,7 @@ def test_pictures_short_answers_and_answers_without_a_question_make_no_pair():
 
 
 def test_a_reply_composed_here_is_paired_with_the_question_in_its_transaction(synced, member):
-    session = _store(synced, "s-compose", [(False, "请问什么时候发货？")])
+    session = store_conversation(synced, "s-compose", [(False, "请问什么时候发货？")])
 
     reply = inbox_services.compose_reply(session, member, "亲，48小时内发货", uuid.uuid4())
 
@@ -133,13 +105,13 @@ def test_a_sync_pass_pairs_the_answers_written_on_the_phone(account):
 
 
 def test_pairing_after_a_pass_is_idempotent_and_moves_on_from_its_watermark(synced):
-    _store(synced, "s-water", [(False, "尺码偏大吗"), (True, "标准码，按平时的拍")])
+    store_conversation(synced, "s-water", [(False, "尺码偏大吗"), (True, "标准码，按平时的拍")])
     pairing.pair_new_answers(synced.pk)
     before = _pairs(synced)
 
     assert pairing.pair_new_answers(synced.pk) == 0
     later = int(time.time()) - 600
-    _store(
+    store_conversation(
         synced, "s-water", [(False, "能开发票吗"), (True, "可以的，订单页申请开票")], start=later
     )
     pairing.pair_new_answers(synced.pk)
@@ -148,8 +120,12 @@ def test_pairing_after_a_pass_is_idempotent_and_moves_on_from_its_watermark(sync
 
 
 def test_rebuilt_pairs_are_the_pairs_kept_incrementally(synced, member):
-    session = _store(synced, "s-rebuild", [(False, "退款多久到账"), (True, "1-3个工作日内到账")])
-    _store(synced, "s-rebuild", [(False, "还有一个问题：能改地址吗")], start=int(time.time()) - 600)
+    session = store_conversation(
+        synced, "s-rebuild", [(False, "退款多久到账"), (True, "1-3个工作日内到账")]
+    )
+    store_conversation(
+        synced, "s-rebuild", [(False, "还有一个问题：能改地址吗")], start=int(time.time()) - 600
+    )
     inbox_services.compose_reply(session, member, "可以的，请把新地址发给我们", uuid.uuid4())
     pairing.pair_new_answers(synced.pk)
     kept = set(
@@ -236,7 +212,7 @@ def _history(account: Account, prefix: str = "h") -> None:
             ("尺码偏大还是偏小", "标准码，按平时的尺码拍"),
         ]
     ):
-        _store(account, f"{prefix}-{number}", [(False, question), (True, answer)])
+        store_conversation(account, f"{prefix}-{number}", [(False, question), (True, answer)])
     pairing.pair_new_answers(account.pk)
 
 
@@ -246,7 +222,7 @@ def _strip(client, session: Session, **headers):
 
 def test_the_strip_suggests_the_teams_earlier_answers_with_their_questions(member_client, synced):
     _history(synced)
-    session = _store(synced, "waiting", [(False, "我的订单啥时候发货")])
+    session = store_conversation(synced, "waiting", [(False, "我的订单啥时候发货")])
 
     response = _strip(member_client, session, HTTP_HX_REQUEST="true")
 
@@ -259,10 +235,10 @@ def test_the_strip_suggests_the_teams_earlier_answers_with_their_questions(membe
 
 def test_suggestions_come_only_from_the_sessions_own_account(member_client, synced, outsider):
     other = Account.objects.get(app_id="wx_other")
-    _store(other, "other-1", [(False, "什么时候发货？"), (True, "别家的发货答复")])
+    store_conversation(other, "other-1", [(False, "什么时候发货？"), (True, "别家的发货答复")])
     pairing.pair_new_answers(other.pk)
     CannedReply.objects.create(title="发货", text="别家的罐头回复：发货", account=other)
-    session = _store(synced, "waiting", [(False, "什么时候发货？")])
+    session = store_conversation(synced, "waiting", [(False, "什么时候发货？")])
 
     html = _strip(member_client, session).content.decode()
 
@@ -271,7 +247,7 @@ def test_suggestions_come_only_from_the_sessions_own_account(member_client, sync
 
 
 def test_another_accounts_session_is_404_and_posting_is_refused(client, synced, outsider, member):
-    session = _store(synced, "waiting", [(False, "什么时候发货？")])
+    session = store_conversation(synced, "waiting", [(False, "什么时候发货？")])
     client.force_login(outsider)
     assert _strip(client, session).status_code == 404
     client.force_login(member)
@@ -281,7 +257,7 @@ def test_another_accounts_session_is_404_and_posting_is_refused(client, synced, 
 
 
 def test_suggested_texts_and_questions_are_escaped(member_client, synced):
-    _store(
+    store_conversation(
         synced,
         "hostile",
         [
@@ -290,7 +266,7 @@ def test_suggested_texts_and_questions_are_escaped(member_client, synced):
         ],
     )
     pairing.pair_new_answers(synced.pk)
-    session = _store(synced, "waiting", [(False, "发货了吗")])
+    session = store_conversation(synced, "waiting", [(False, "发货了吗")])
 
     html = _strip(member_client, session).content.decode()
 
@@ -304,7 +280,7 @@ def test_matching_canned_replies_are_offered_and_marked(member_client, synced):
     CannedReply.objects.create(title="开发票", text="在订单详情页申请开票即可", account=synced)
     CannedReply.objects.create(title="发票（全店）", text="电子发票3个工作日内发到邮箱")
     CannedReply.objects.create(title="退货地址", text="寄回杭州市西湖区", account=synced)
-    session = _store(synced, "waiting", [(False, "可以开发票吗")])
+    session = store_conversation(synced, "waiting", [(False, "可以开发票吗")])
 
     suggestions = services.suggestions_for(session)
     html = _strip(member_client, session).content.decode()
@@ -315,7 +291,7 @@ def test_matching_canned_replies_are_offered_and_marked(member_client, synced):
 
 def test_nothing_is_suggested_when_the_account_wrote_last(member_client, synced):
     _history(synced)
-    session = _store(synced, "answered", [(False, "什么时候发货？"), (True, "今天发")])
+    session = store_conversation(synced, "answered", [(False, "什么时候发货？"), (True, "今天发")])
 
     response = _strip(member_client, session)
 
@@ -326,7 +302,7 @@ def test_nothing_is_suggested_when_the_account_wrote_last(member_client, synced)
 
 def test_the_strip_takes_the_same_queries_however_much_history_there_is(member_client, synced):
     CannedReply.objects.create(title="发货", text="48小时内发货", account=synced)
-    session = _store(synced, "waiting", [(False, "什么时候发货？")])
+    session = store_conversation(synced, "waiting", [(False, "什么时候发货？")])
     _history(synced, "a")
     _strip(member_client, session)  # the session and the user are cached alike afterwards
     with CaptureQueriesContext(connection) as few:
@@ -342,8 +318,10 @@ def test_the_strip_takes_the_same_queries_however_much_history_there_is(member_c
 
 
 def test_the_thread_loads_the_strip_only_when_the_viewer_wrote_last(member_client, synced):
-    waiting = _store(synced, "waiting", [(False, "什么时候发货？")])
-    answered = _store(synced, "answered", [(False, "什么时候发货？"), (True, "今天发货的")])
+    waiting = store_conversation(synced, "waiting", [(False, "什么时候发货？")])
+    answered = store_conversation(
+        synced, "answered", [(False, "什么时候发货？"), (True, "今天发货的")]
+    )
     url = reverse("inbox:suggestions", args=[waiting.pk])
 
     assert f'hx-get="{url}"' in member_client.get(waiting.get_absolute_url()).content.decode()
@@ -385,7 +363,7 @@ def test_evaluate_suggestions_reports_hits_on_held_out_questions(synced, capsys)
 
 def test_rebuild_suggestions_for_one_account_keeps_the_others(synced, outsider):
     other = Account.objects.get(app_id="wx_other")
-    _store(other, "other-1", [(False, "有货吗"), (True, "有的，现货")])
+    store_conversation(other, "other-1", [(False, "有货吗"), (True, "有的，现货")])
     pairing.pair_new_answers(other.pk)
     QAPair.objects.filter(account=synced).delete()
 

@@ -4,17 +4,14 @@ puts it in the reply box without sending anything."""
 
 from __future__ import annotations
 
-import itertools
 import time
-import uuid
 
 import pytest
 from playwright.sync_api import expect
 
-from accounts.sandbox import finder_name, letter_item
 from inbox.models import Message, Session
 from inbox.suggestions import pairing, services
-from tests.conftest import store_items
+from tests.conftest import store_conversation
 from tests.e2e.conftest import SCREENSHOTS, sign_in
 
 pytestmark = pytest.mark.browser
@@ -28,7 +25,6 @@ def _no_kept_indexes():
     services.forget_indexes()
 
 
-NEW_MSG_IDS = itertools.count(10**15)
 HISTORY = [
     ("什么时候发货？", "亲，现货订单48小时内发货，发出后会有物流短信提醒您～"),
     ("付款好几天了怎么还没发货", "亲，现货订单48小时内发货，发出后会有物流短信提醒您～"),
@@ -37,35 +33,18 @@ HISTORY = [
 ]
 
 
-def _conversation(account, session_id: str, letters: list[tuple[bool, str]], start: int) -> None:
-    me, peer = finder_name(account.app_id), finder_name(session_id)
-    items = []
-    for offset, (is_sender, content) in enumerate(letters):
-        number = next(NEW_MSG_IDS)
-        items.append(
-            letter_item(
-                seq=number % 10**9,
-                new_msg_id=number,
-                me=me,
-                peer=peer,
-                is_sender=is_sender,
-                msg_type=1,
-                content=content,
-                create_time=start + 60 * offset,
-                msg_session_id=session_id,
-            )
-        )
-    store_items(account, items, f"page-{uuid.uuid4().hex}")
-
-
 def test_suggestions_show_their_question_on_hover_insert_without_sending_and_follow_new_letters(
     page, live_server, inbox, problems
 ):
     start = int(time.time()) - 7200
     for number, (question, answer) in enumerate(HISTORY):
-        _conversation(inbox, f"earlier-{number}", [(False, question), (True, answer)], start)
+        store_conversation(
+            inbox, f"earlier-{number}", [(False, question), (True, answer)], start=start
+        )
     pairing.pair_new_answers(inbox.pk)
-    _conversation(inbox, "waiting", [(False, "你好"), (False, "我的订单啥时候能发货呀")], start)
+    store_conversation(
+        inbox, "waiting", [(False, "你好"), (False, "我的订单啥时候能发货呀")], start=start
+    )
     session = Session.objects.get(account=inbox, msg_session_id="waiting")
     Session.objects.filter(pk=session.pk).update(peer_nickname="等回复的小林")
     letters_before = Message.objects.filter(session=session).count()
@@ -99,7 +78,9 @@ def test_suggestions_show_their_question_on_hover_insert_without_sending_and_fol
 
     # A new question while the thread is open: the thread poll brings it, and the strip asks
     # again; what was put in the reply box stays.
-    _conversation(inbox, "waiting", [(False, "不合适的话可以退款吗？")], int(time.time()) - 60)
+    store_conversation(
+        inbox, "waiting", [(False, "不合适的话可以退款吗？")], start=int(time.time()) - 60
+    )
     expect(buttons.first).to_contain_text("退货", timeout=15_000)
     expect(text).to_have_value(HISTORY[0][1])
     assert problems == []
