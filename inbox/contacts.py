@@ -4,12 +4,15 @@ v2_0600…@finder. Best effort: a lookup that fails is logged and the session ke
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import connection
-from django.db.models import QuerySet
+from django.db import connection, connections
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.client import VideosApiClient, VideosApiError
@@ -31,6 +34,9 @@ NICKNAME_LENGTH = Session._meta.get_field("peer_nickname").max_length
 LOOKUP_THREADS = 8
 # Sessions read, looked up and written per round: one SELECT and one UPDATE each.
 BATCH_SIZE = 500
+# Processes a backfill command forks (PostgreSQL only): a second one nearly doubles the calls
+# a second while one core stays for the database.
+LOOKUP_PROCESSES = min(4, os.cpu_count() or 1)
 
 
 def fill_peer_nicknames(session_ids: Iterable[int]) -> int:
@@ -44,14 +50,34 @@ def backfill_nicknames(
     *,
     batch_size: int = BATCH_SIZE,
     threads: int = LOOKUP_THREADS,
+    processes: int = 1,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> int:
     """Name the peers of `sessions` that have no nickname yet, BATCH_SIZE sessions at a time in
     primary-key order (so memory stays flat and a peer the upstream does not know is asked once
     per batch): their distinct peers looked up `threads` at a time, then one UPDATE, which also
     bumps updated_at so open session lists pick the names up on their next poll.
-    `on_batch(sessions, named)` follows each batch. Returns how many sessions were named."""
+    `on_batch(sessions, named)` follows each batch. Returns how many sessions were named.
+
+    With `processes` > 1 (PostgreSQL, outside a transaction, where fork is available) each of
+    that many forked processes names the sessions whose primary key falls to it (pk modulo
+    `processes`): one process spends most of a call's time in requests' Python, under one GIL,
+    and tops out near a core."""
     pending = sessions.filter(peer_nickname="").exclude(peer_username="").order_by("pk")
+    # Inside a transaction the children would not see its rows (and closing the connection
+    # to fork would end it): then, as on SQLite, the work stays in this process.
+    forkable = connection.vendor == "postgresql" and not connection.in_atomic_block
+    if processes > 1 and forkable and _can_fork():
+        return _in_processes(pending, batch_size, threads, processes, on_batch)
+    return _name_batches(pending, batch_size, threads, on_batch)
+
+
+def _name_batches(
+    pending: QuerySet[Session],
+    batch_size: int,
+    threads: int,
+    on_batch: Callable[[int, int], None] | None,
+) -> int:
     accounts: dict[int, Account] = {}
     named, last_pk = 0, 0
     with _Lookups(threads) as lookups:
@@ -81,6 +107,81 @@ def backfill_nicknames(
             if on_batch:
                 on_batch(len(batch), batch_named)
     return named
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _in_processes(
+    pending: QuerySet[Session],
+    batch_size: int,
+    threads: int,
+    processes: int,
+    on_batch: Callable[[int, int], None] | None,
+) -> int:
+    """Run _name_batches in `processes` forked processes, one share of the sessions each, and
+    pass their progress on. The children inherit this process's settings (the test database
+    included) and open their own connections: none may share the parent's, so it is closed
+    first. A child that fails fails the whole backfill once the others have stopped."""
+    context = multiprocessing.get_context("fork")
+    reports = context.Queue()
+    connections.close_all()
+    children = [
+        context.Process(
+            target=_name_share,
+            args=(reports, pending, share, processes, batch_size, threads),
+            name=f"nicknames-{share}",
+        )
+        for share in range(processes)
+    ]
+    for child in children:
+        child.start()
+    named, finished, failures = 0, set(), []
+    try:
+        while len(finished) < processes:
+            try:
+                kind, share, value = reports.get(timeout=1)
+            except queue.Empty:
+                # A child killed outright (out of memory, a signal) reports nothing.
+                for share, child in enumerate(children):
+                    if share not in finished and child.exitcode not in (None, 0):
+                        finished.add(share)
+                        failures.append(f"share {share} exited with code {child.exitcode}")
+                continue
+            if kind == "batch":
+                if on_batch:
+                    on_batch(*value)
+                continue
+            finished.add(share)
+            if kind == "done":
+                named += value
+            else:
+                failures.append(f"share {share}: {value}")
+    finally:
+        for child in children:
+            child.join()
+    if failures:
+        raise RuntimeError(f"nickname backfill failed: {'; '.join(failures)}")
+    return named
+
+
+def _name_share(reports, pending, share, shares, batch_size, threads) -> None:
+    """A forked child's whole work: its share of the sessions, reported batch by batch."""
+    try:
+        mine = pending.annotate(nickname_share=F("pk") % shares).filter(nickname_share=share)
+        named = _name_batches(
+            mine,
+            batch_size,
+            threads,
+            lambda done, named: reports.put(("batch", share, (done, named))),
+        )
+        reports.put(("done", share, named))
+    except Exception as exc:
+        log.exception("nickname backfill share %s of %s failed", share, shares)
+        reports.put(("failed", share, f"{type(exc).__name__}: {exc}"))
+    finally:
+        connections.close_all()
 
 
 class _Lookups:

@@ -194,3 +194,55 @@ def test_sync_prints_only_its_summary_when_not_on_a_terminal(history):
     assert out.getvalue() == (
         f"{shop.app_id}: 4 page(s), 36 new message(s), 12 new session(s), 0 quarantined item(s)\n"
     )
+
+
+@pytest.mark.postgres
+def test_backfill_in_two_processes_names_every_session_once_and_reports_each_batch(
+    transactional_db, history, sandbox
+):
+    account = synced_history(history, letters=40, sessions=20)
+    sandbox.calls.clear()
+    batches = []
+
+    named = contacts.backfill_nicknames(
+        Session.objects.filter(account=account),
+        batch_size=4,
+        threads=2,
+        processes=2,
+        on_batch=lambda done, named: batches.append((done, named)),
+    )
+
+    assert named == 20
+    assert sum(done for done, _ in batches) == 20 and len(batches) >= 5
+    asked = [call["body"]["queryInfo"] for call in sandbox.calls_to(CONTACTS)]
+    assert sorted(asked) == sorted(history_peer(account.upstream, number) for number in range(20))
+    assert not Session.objects.filter(account=account, peer_nickname="").exists()
+
+
+@pytest.mark.postgres
+def test_a_failing_share_fails_the_backfill_after_the_others_stop(
+    transactional_db, history, monkeypatch
+):
+    account = synced_history(history, letters=8, sessions=8)
+
+    def fail_on_share_one(pending, batch_size, threads, on_batch):
+        if "% 2) = 1" in str(pending.query).replace('"', ""):
+            raise ValueError("upstream exploded")
+        return real(pending, batch_size, threads, on_batch)
+
+    real = contacts._name_batches
+    monkeypatch.setattr(contacts, "_name_batches", fail_on_share_one)
+
+    with pytest.raises(RuntimeError, match="share 1: ValueError: upstream exploded"):
+        contacts.backfill_nicknames(Session.objects.filter(account=account), processes=2)
+    # Share 0 finished its half.
+    assert Session.objects.filter(account=account).exclude(peer_nickname="").count() == 4
+
+
+def test_inside_a_transaction_the_backfill_stays_in_this_process(history, sandbox):
+    account = synced_history(history, letters=6, sessions=3)
+
+    # The test's own transaction is open: children could not see its rows.
+    named = contacts.backfill_nicknames(Session.objects.filter(account=account), processes=4)
+
+    assert named == 3

@@ -202,8 +202,10 @@ def raw_upstream():
 
     class Serve(BaseHTTPRequestHandler):
         body = b""
+        headers_seen: list[dict[str, str]] = []
 
         def do_POST(self) -> None:
+            self.headers_seen.append(dict(self.headers))
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(200)
             self.send_header("Content-Length", str(len(self.body)))
@@ -556,3 +558,47 @@ def test_a_call_after_the_deadline_is_not_made(sandbox_server, sandbox):
     assert late.value.reached is False
     assert sandbox.calls_to(SYNC) == []
     client.close()
+
+
+# --- the environment ---------------------------------------------------------------------------
+
+
+def test_proxy_settings_are_read_once_when_the_client_is_made(sandbox_server, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    client = VideosApiClient(
+        base_url="https://videosapi.example/finder/v2/api", token=SANDBOX_TOKEN, app_id="a"
+    )
+    # Later changes to the environment do not reach a made client: requests no longer reads it
+    # (nor ~/.netrc) on every call.
+    monkeypatch.delenv("HTTPS_PROXY")
+
+    assert client._reads.trust_env is False
+    assert client._reads.proxies["https"] == "http://proxy.internal:3128"
+    assert client._writes.proxies["https"] == "http://proxy.internal:3128"
+
+
+def test_no_proxy_keeps_the_upstream_direct_and_a_ca_bundle_is_used(
+    sandbox_server, sandbox, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with client_with(sandbox_server) as client:
+        assert client.sync_private_letters("")["list"]
+        assert client._reads.verify == str(bundle)
+
+
+def test_a_netrc_password_is_never_sent_to_the_upstream(raw_upstream, monkeypatch, tmp_path):
+    client, serve = raw_upstream
+    serve.body = b'{"ret": 200, "data": {}}'
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    client.get_profile()
+
+    assert serve.headers_seen
+    assert all("Authorization" not in headers for headers in serve.headers_seen)

@@ -30,11 +30,20 @@ class Command(BaseCommand):
             default=contacts.LOOKUP_THREADS,
             help=f"contactList calls in flight (default {contacts.LOOKUP_THREADS}).",
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=contacts.LOOKUP_PROCESSES,
+            help="Processes sharing the sessions, each with its own threads (PostgreSQL; "
+            f"default {contacts.LOOKUP_PROCESSES}, one per core up to 4).",
+        )
         parser.add_argument("--batch-size", type=int, default=contacts.BATCH_SIZE)
 
-    def handle(self, *args, account: str | None, threads: int, batch_size: int, **options) -> None:
-        if threads < 1 or batch_size < 1:
-            raise CommandError("--threads and --batch-size must be at least 1")
+    def handle(
+        self, *args, account: str | None, threads: int, processes: int, batch_size: int, **options
+    ) -> None:
+        if min(threads, processes, batch_size) < 1:
+            raise CommandError("--threads, --processes and --batch-size must be at least 1")
         sessions = Session.objects.all()
         if account:
             found = Account.objects.filter(app_id=account).first()
@@ -54,6 +63,7 @@ class Command(BaseCommand):
                 sessions,
                 batch_size=batch_size,
                 threads=threads,
+                processes=processes,
                 on_batch=lambda done, _named: bar.update(done),
             )
         seconds = time.monotonic() - started

@@ -25,6 +25,7 @@ from django.db import connection
 
 from accounts.models import Account
 from accounts.sandbox import SandboxServer, SandboxState
+from inbox import contacts
 from inbox.models import Message, Session
 
 TOKEN = "benchmark-backfill-token"
@@ -51,7 +52,15 @@ class Command(BaseCommand):
             help="History letters per peer (default 10: 1,000,000 letters, 100,000 sessions).",
         )
         parser.add_argument("--page-size", type=int, default=1000, help="Letters per page.")
-        parser.add_argument("--threads", type=int, default=8, help="contactList calls in flight.")
+        parser.add_argument(
+            "--threads", type=int, default=8, help="contactList calls in flight per process."
+        )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=contacts.LOOKUP_PROCESSES,
+            help="backfill_nicknames processes (its own default).",
+        )
 
     def handle(
         self,
@@ -60,13 +69,15 @@ class Command(BaseCommand):
         letters_per_session: int,
         page_size: int,
         threads: int,
+        processes: int,
         **options,
     ) -> None:
         try:
             sizes = [int(size) for size in checkpoints.split(",")]
         except ValueError:
             raise CommandError("--checkpoints must be comma-separated integers") from None
-        if any(size < 1 for size in sizes) or min(letters_per_session, page_size, threads) < 1:
+        counts = (letters_per_session, page_size, threads, processes)
+        if any(size < 1 for size in sizes) or min(counts) < 1:
             raise CommandError("every size and count must be at least 1")
 
         accounts = [
@@ -111,12 +122,18 @@ class Command(BaseCommand):
                 )
             _, sessions, app_id = accounts[-1]
             seconds, _ = _run_measured(
-                ["backfill_nicknames", "--account", app_id, "--threads", str(threads)]
+                [
+                    "backfill_nicknames",
+                    *("--account", app_id),
+                    *("--threads", str(threads)),
+                    *("--processes", str(processes)),
+                ]
             )
             named = Session.objects.filter(account=created[-1]).exclude(peer_nickname="").count()
             self.stdout.write(
                 f"\nbackfill_nicknames: {named:,} of {sessions:,} sessions named in "
-                f"{seconds:.1f} s ({named / seconds:,.0f} sessions/s, {threads} calls in flight)"
+                f"{seconds:.1f} s ({named / seconds:,.0f} sessions/s, "
+                f"{processes} process(es) × {threads} calls in flight)"
             )
         finally:
             sandbox.terminate()
