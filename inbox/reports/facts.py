@@ -94,6 +94,44 @@ EVENT_COLUMNS = (
 )
 
 
+@dataclass(slots=True, eq=False)
+class EpisodeRow:
+    """An Episode as the fold keeps it: the model's columns on a plain object (a sync page
+    reads and writes hundreds; a model instance costs ten times as much to make). `pk` is None
+    until _save inserts it."""
+
+    session_id: int
+    account_id: int
+    opened_at: datetime
+    pk: int | None = None
+    first_letter_at: datetime | None = None
+    first_response_at: datetime | None = None
+    first_responder_id: int | None = None
+    resolved_at: datetime | None = None
+    resolver_id: int | None = None
+    assignee_id: int | None = None
+    incoming: int = 0
+    replies: int = 0
+    awaiting_since: datetime | None = None
+
+
+# Every column of an EpisodeRow but its key, in the order _insert_episodes writes them.
+EPISODE_COLUMNS = (
+    "session_id",
+    "account_id",
+    "opened_at",
+    "first_letter_at",
+    "first_response_at",
+    "first_responder_id",
+    "resolved_at",
+    "resolver_id",
+    "assignee_id",
+    "incoming",
+    "replies",
+    "awaiting_since",
+)
+
+
 @dataclass(slots=True)
 class ReplyRow:
     """A ReplyFact to write (a plain object: a page can make hundreds)."""
@@ -101,7 +139,7 @@ class ReplyRow:
     message_id: int
     session_id: int
     account_id: int
-    episode: Episode | None
+    episode: EpisodeRow | None
     responder_id: int | None
     sent_at: datetime
     waited_from: datetime | None
@@ -113,10 +151,10 @@ class Timeline:
 
     session_id: int
     account_id: int
-    episode: Episode | None = None
+    episode: EpisodeRow | None = None
     assignee_id: int | None = None
     last_key: tuple[datetime, int] | None = None
-    changed: dict[int, Episode] = field(default_factory=dict)  # by id(), new ones included
+    changed: dict[int, EpisodeRow] = field(default_factory=dict)  # by id(), new ones included
     replies: list[ReplyRow] = field(default_factory=list)
 
     def in_order(self, event: Event) -> bool:
@@ -172,12 +210,12 @@ class Timeline:
             self.assignee_id = event.user_id
         self.last_key = max(self.last_key, event.key) if self.last_key else event.key
 
-    def _open(self, at: datetime) -> Episode:
-        self.episode = Episode(session_id=self.session_id, account_id=self.account_id, opened_at=at)
+    def _open(self, at: datetime) -> EpisodeRow:
+        self.episode = EpisodeRow(self.session_id, self.account_id, at)
         self._touch(self.episode)
         return self.episode
 
-    def _touch(self, episode: Episode) -> None:
+    def _touch(self, episode: EpisodeRow) -> None:
         self.changed[id(episode)] = episode
 
 
@@ -288,10 +326,7 @@ def _record(
     if not events:
         _add_to_hours(hours)
         return
-    states = {
-        state.session_id: state
-        for state in TimelineState.objects.filter(session_id__in=events).select_related("episode")
-    }
+    states = _timeline_states(list(events))
     # The assignee is what a resolution records; sync pages bring none, and skip the read.
     assignees = dict(assignees or {})
     resolving = [
@@ -304,13 +339,13 @@ def _record(
     timelines, replay = [], []
     for session_id, session_events in events.items():
         session_events.sort(key=lambda event: (event.at, event.rank, event.message_id or 0))
-        state = states.get(session_id)
+        last_key, episode = states.get(session_id, (None, None))
         timeline = Timeline(
             session_id,
             accounts[session_id],
-            episode=state.episode if state else None,
+            episode=episode,
             assignee_id=assignees.get(session_id),
-            last_key=(state.last_at, state.last_rank) if state else None,
+            last_key=last_key,
         )
         if not all(_continues(timeline, event) for event in session_events):
             replay.append(session_id)
@@ -320,6 +355,39 @@ def _record(
     if replay:
         _replay(Session.objects.filter(pk__in=replay).only("pk", "account_id"), hours)
     _add_to_hours(hours)
+
+
+def _timeline_states(
+    session_ids: list[int],
+) -> dict[int, tuple[tuple[datetime, int], EpisodeRow | None]]:
+    """Each folded session's last key and latest episode, as plain rows in one query."""
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        columns = ", ".join(f"e.{quote(name)}" for name in EPISODE_COLUMNS)
+        with bulk.bound_cursor(binary_results=True) as cursor:
+            cursor.execute(
+                f"SELECT s.session_id, s.last_at, s.last_rank, e.id, {columns} "
+                f"FROM {quote(TimelineState._meta.db_table)} AS s "
+                f"LEFT JOIN {quote(Episode._meta.db_table)} AS e ON e.id = s.episode_id "
+                "WHERE s.session_id = ANY(%b::bigint[])",
+                [session_ids],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = TimelineState.objects.filter(session_id__in=session_ids).values_list(
+            "session_id",
+            "last_at",
+            "last_rank",
+            "episode_id",
+            *(f"episode__{Episode._meta.get_field(name).name}" for name in EPISODE_COLUMNS),
+        )
+    states = {}
+    for session_id, last_at, last_rank, episode_id, *values in rows:
+        row = None
+        if episode_id is not None:
+            row = EpisodeRow(**dict(zip(EPISODE_COLUMNS, values, strict=True)), pk=episode_id)
+        states[session_id] = ((last_at, last_rank), row)
+    return states
 
 
 def _continues(timeline: Timeline, event: Event) -> bool:
@@ -366,7 +434,7 @@ def _save(timelines: list[Timeline], hours: Counter) -> None:
         and timeline.episode.pk is not None
         and id(timeline.episode) not in touched
     ]
-    Episode.objects.bulk_create([episode for episode in episodes if episode.pk is None])
+    _insert_episodes([episode for episode in episodes if episode.pk is None])
     _update_episodes(changed)
     replies = [reply for timeline in timelines for reply in timeline.replies]
     for reply in replies:
@@ -384,6 +452,37 @@ def _save(timelines: list[Timeline], hours: Counter) -> None:
             if timeline.last_key is not None
         ]
     )
+
+
+def _insert_episodes(episodes: list[EpisodeRow]) -> None:
+    """Insert these new episodes and give each its key: one INSERT … SELECT FROM unnest(binary
+    arrays) RETURNING on PostgreSQL (rows come back in the arrays' order, as bulk_create relies
+    on too); bulk_create on SQLite."""
+    if not episodes:
+        return
+    if connection.vendor != "postgresql":
+        made = Episode.objects.bulk_create(
+            [Episode(**{name: getattr(row, name) for name in EPISODE_COLUMNS}) for row in episodes]
+        )
+        for row, episode in zip(episodes, made, strict=True):
+            row.pk = episode.pk
+        return
+    quote = connection.ops.quote_name
+    types = [
+        "timestamptz"
+        if isinstance(Episode._meta.get_field(name), models.DateTimeField)
+        else "bigint"
+        for name in EPISODE_COLUMNS
+    ]
+    with bulk.bound_cursor(binary_results=True) as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Episode._meta.db_table)} "
+            f"({', '.join(quote(name) for name in EPISODE_COLUMNS)}) "
+            f"SELECT * FROM unnest({', '.join(f'%b::{kind}[]' for kind in types)}) RETURNING id",
+            [[getattr(row, name) for row in episodes] for name in EPISODE_COLUMNS],
+        )
+        for row, (pk,) in zip(episodes, cursor.fetchall(), strict=True):
+            row.pk = pk
 
 
 def _insert_replies(replies: list[ReplyRow]) -> None:
@@ -469,7 +568,7 @@ EPISODE_FIELDS = [
 ]
 
 
-def _update_episodes(episodes: list[Episode]) -> None:
+def _update_episodes(episodes: list[EpisodeRow]) -> None:
     """One UPDATE … FROM unnest(binary arrays) on PostgreSQL; on SQLite (in-process) one prepared
     UPDATE run per episode. bulk_update's CASE per row and field costs milliseconds a row."""
     if not episodes:
