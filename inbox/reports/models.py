@@ -14,12 +14,22 @@ from accounts.models import Account
 from inbox.models import Message, Session
 
 
+# Facts are derived: `rebuild_report_facts` makes them again from the messages, and Django's
+# on_delete still removes or clears them with what they point at. So their references carry no
+# database constraint (a sync page's commit ran ~2,000 foreign-key checks for them) and no index
+# of their own where a composite index leads with the column or nothing reads by it (deleting a
+# user or an account then scans the facts once: rare, and well under a second).
+DERIVED = {"db_constraint": False, "db_index": False}
+
+
 class Episode(models.Model):
     """One conversation in the reports' sense: a session from the viewer letter (or the reopen
     by staff) that opens it to its resolution. A session has one open episode at most."""
 
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="episodes")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(
+        Session, on_delete=models.CASCADE, related_name="episodes", **DERIVED
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", **DERIVED)
     opened_at = models.DateTimeField()
     # The episode's first viewer letter (None for a reopen that no letter has followed yet).
     first_letter_at = models.DateTimeField(null=True, blank=True)
@@ -27,11 +37,21 @@ class Episode(models.Model):
     # Who answered first: an agent, or None with first_response_at set for the account itself
     # (a reply written on the phone, which sync brings in).
     first_responder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        **DERIVED,
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        **DERIVED,
     )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -40,6 +60,7 @@ class Episode(models.Model):
         blank=True,
         related_name="+",
         help_text=_("The assignee when the conversation was resolved."),
+        **DERIVED,
     )
     incoming = models.PositiveIntegerField(default=0)
     replies = models.PositiveIntegerField(default=0)
@@ -78,13 +99,23 @@ class ReplyFact(models.Model):
     """A reply sent by a person (an agent here, or the account on its phone) and, when it
     answered waiting viewer letters, since when they waited (a reply-time sample)."""
 
-    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="+")
-    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
-    episode = models.ForeignKey(Episode, on_delete=models.SET_NULL, null=True, related_name="+")
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+", **DERIVED)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", **DERIVED)
+    # Indexed: deleting an episode clears its replies' episode by this column.
+    episode = models.ForeignKey(
+        Episode, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False
+    )
     # None: the account on its phone.
     responder = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        **DERIVED,
     )
     sent_at = models.DateTimeField()
     waited_from = models.DateTimeField(null=True, blank=True)
@@ -108,11 +139,13 @@ class TimelineState(models.Model):
     latest episode. An event older than the key makes the session's facts be replayed."""
 
     session = models.OneToOneField(
-        Session, on_delete=models.CASCADE, primary_key=True, related_name="+"
+        Session, on_delete=models.CASCADE, primary_key=True, related_name="+", db_constraint=False
     )
     last_at = models.DateTimeField()
     last_rank = models.SmallIntegerField()
-    episode = models.ForeignKey(Episode, on_delete=models.SET_NULL, null=True, related_name="+")
+    episode = models.ForeignKey(
+        Episode, on_delete=models.SET_NULL, null=True, related_name="+", db_constraint=False
+    )
 
 
 class LetterHour(models.Model):
