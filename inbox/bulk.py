@@ -165,23 +165,51 @@ def save_sessions(sessions: list[Session], names: tuple[str, ...]) -> None:
         )
 
 
-def copy_messages(account_id: int, rows: list[tuple[int, dict[str, Any]]]) -> None:
+def copy_messages(account_id: int, rows: list[tuple[int, dict[str, Any]]]) -> list[int]:
     """COPY message rows, each (session id, its letter's field values), straight into the
     message table: the database's own bulk path, each row formatted by psycopg's C code, no model
     instance or SQL text per letter (bulk_create spent about 2 ms of Python per letter on
-    those). The caller makes sure no row conflicts with a stored one."""
+    those). The caller makes sure no row conflicts with a stored one.
+
+    Returns the rows' primary keys, in order: they are drawn from the table's own sequence
+    first (one statement, ascending, so ids follow the page's order as the table's defaults
+    would), as COPY can return nothing."""
     columns = _message_columns(tuple(rows[0][1]))
     now = timezone.now()
     constants = [now if value is _NOW else value for value in columns.constants]
-    with bound_cursor() as cursor, cursor.copy(columns.copy_sql) as copy:
-        for session_id, values in rows:
-            row = [account_id, session_id]
-            row += [
-                convert(values[name]) if convert else values[name]
-                for name, convert in columns.converters
-            ]
-            row += constants
-            copy.write_row(row)
+    with bound_cursor(binary_results=True) as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%b, 'id')) FROM generate_series(1, %b)",
+            [Message._meta.db_table, len(rows)],
+        )
+        ids = sorted(pk for (pk,) in cursor.fetchall())
+        with cursor.copy(columns.copy_sql) as copy:
+            for pk, (session_id, values) in zip(ids, rows, strict=True):
+                row = [pk, account_id, session_id]
+                row += [
+                    convert(values[name]) if convert else values[name]
+                    for name, convert in columns.converters
+                ]
+                row += constants
+                copy.write_row(row)
+    return ids
+
+
+def known_letters(account_id: int, new_msg_ids: list[int]) -> dict[int, bool]:
+    """Which of these NewMsgIds the account's messages have: each → whether its row came from
+    the upstream (False: a reply composed here, whose echo this is). One indexed read with the
+    ids bound as one binary array and the rows read in binary."""
+    field = Message._meta.get_field("new_msg_id")
+    with bound_cursor(binary_results=True) as cursor:
+        cursor.execute(
+            f"SELECT new_msg_id, raw IS NOT NULL FROM {Message._meta.db_table} "
+            "WHERE account_id = %b AND new_msg_id = ANY(%b::bigint[])",
+            [account_id, [field.get_prep_value(value) for value in new_msg_ids]],
+        )
+        return {
+            field.from_db_value(stored, None, connection): from_upstream
+            for stored, from_upstream in cursor.fetchall()
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +246,9 @@ def _message_columns(names: tuple[str, ...]) -> _MessageColumns:
             constants.append(json_text(field.get_default()))
         else:
             constants.append(field.get_db_prep_save(field.get_default(), connection))
-    names_sql = ", ".join(quote(field.column) for field in [*fixed, *letter_fields, *other_fields])
+    names_sql = ", ".join(
+        quote(field.column) for field in [meta.pk, *fixed, *letter_fields, *other_fields]
+    )
     return _MessageColumns(
         converters=tuple((field.attname, _converter(field)) for field in letter_fields),
         constants=tuple(constants),

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import reprlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -68,7 +68,8 @@ class ImageMeta:
     aes_key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat fields of str and int: asdict()'s recursive deep copy cost ~6 µs an image.
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageMeta:

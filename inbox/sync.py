@@ -207,10 +207,10 @@ def store_page(account: Account, page: SyncPage, *, lease_token: str, expected: 
 
         letters = _unique_by_new_msg_id(page.letters)
         sessions, missing = _sessions_for(account, letters)
-        new_letters = _insert_new_messages(account, sessions, missing, letters, now)
+        new_letters, message_ids = _insert_new_messages(account, sessions, missing, letters, now)
         reopened = _update_sessions(sessions, missing, new_letters, now)
         link_sessions(missing)
-        facts.letters_stored(account.pk, new_letters, reopened)
+        facts.letters_stored(account.pk, new_letters, reopened, message_ids)
         team_events.letters_stored(account.pk, new_letters, missing, reopened)
         quarantined = _quarantine(account, page)
         Account.objects.filter(pk=account.pk).update(
@@ -351,19 +351,13 @@ def _insert_new_messages(
     missing: list[Session],
     letters: list[Letter],
     now,
-) -> list[tuple[Session, Letter]]:
+) -> tuple[list[tuple[Session, Letter]], dict[int, int]]:
     """Insert the letters this account does not have yet, and the `missing` sessions first;
-    return the letters with their sessions. Echoes of replies sent from here become those reply
-    rows instead (see _adopt_echoes)."""
+    return the letters with their sessions, and their rows' keys by NewMsgId. Echoes of replies
+    sent from here become those reply rows instead (see _adopt_echoes)."""
     if not letters:
-        return []
-    known = dict(
-        Message.objects.filter(
-            account=account, new_msg_id__in=[letter.new_msg_id for letter in letters]
-        )
-        .annotate(from_upstream=ExpressionWrapper(Q(raw__isnull=False), BooleanField()))
-        .values_list("new_msg_id", "from_upstream")
-    )
+        return [], {}
+    known = _known_letters(account, [letter.new_msg_id for letter in letters])
     _fill_sent_replies(
         account, [letter for letter in letters if known.get(letter.new_msg_id) is False]
     )
@@ -375,6 +369,18 @@ def _insert_new_messages(
     _create_sessions(missing, new, now)
     new = _adopt_echoes(new)
     return _insert_letters(account, new)
+
+
+def _known_letters(account: Account, new_msg_ids: list[int]) -> dict[int, bool]:
+    """The account's stored letters among these NewMsgIds: each → whether it came from the
+    upstream (False: a reply composed here that this letter echoes)."""
+    if connection.vendor == "postgresql":
+        return bulk.known_letters(account.pk, new_msg_ids)
+    return dict(
+        Message.objects.filter(account=account, new_msg_id__in=new_msg_ids)
+        .annotate(from_upstream=ExpressionWrapper(Q(raw__isnull=False), BooleanField()))
+        .values_list("new_msg_id", "from_upstream")
+    )
 
 
 def _adopt_echoes(new: list[tuple[Session, Letter]]) -> list[tuple[Session, Letter]]:
@@ -519,23 +525,25 @@ def message_from_letter(account: Account, session: Session, letter: Letter) -> M
 
 def _insert_letters(
     account: Account, new: list[tuple[Session, Letter]]
-) -> list[tuple[Session, Letter]]:
-    """Insert these letters' rows (their NewMsgIds are new to the account); return them."""
+) -> tuple[list[tuple[Session, Letter]], dict[int, int]]:
+    """Insert these letters' rows (their NewMsgIds are new to the account); return them, and
+    their rows' keys by NewMsgId."""
     if not new:
-        return []
+        return [], {}
     if connection.vendor == "postgresql":
         # The letters were checked against the stored ones under the account's row lock, and a
         # reply being recorded as sent meanwhile is locked by _adopt_echoes, so no row can
         # conflict; if one ever did, the unique constraint fails the page and the next pass
         # stores it, as after any failed page.
-        bulk.copy_messages(
+        ids = bulk.copy_messages(
             account.pk, [(session.pk, letter_values(letter)) for session, letter in new]
         )
-        return new
-    Message.objects.bulk_create(
-        [message_from_letter(account, session, letter) for session, letter in new]
-    )
-    return new
+    else:
+        rows = Message.objects.bulk_create(
+            [message_from_letter(account, session, letter) for session, letter in new]
+        )
+        ids = [row.pk for row in rows]  # SQLite returns them (RETURNING, since 3.35)
+    return new, {letter.new_msg_id: pk for (_, letter), pk in zip(new, ids, strict=True)}
 
 
 def _update_sessions(

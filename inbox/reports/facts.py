@@ -232,27 +232,15 @@ def fold(session_id: int, account_id: int, rows: Iterable[dict]) -> Timeline:
 # --- hooks: called inside the transaction of the change -----------------------------------------
 
 
-def letters_stored(account_id: int, new_letters: list, reopened: list[Message]) -> None:
-    """Sync stored these upstream letters ((Session, Letter) pairs, just inserted) and reopened
-    sessions with these activity lines: viewer letters open or extend episodes, letters the
-    account wrote on the phone are its replies."""
+def letters_stored(
+    account_id: int, new_letters: list, reopened: list[Message], message_ids: dict[int, int]
+) -> None:
+    """Sync stored these upstream letters ((Session, Letter) pairs, just inserted, their rows'
+    keys in `message_ids` by NewMsgId) and reopened sessions with these activity lines: viewer
+    letters open or extend episodes, letters the account wrote on the phone are its replies."""
     if not new_letters:
         return
     hours: Counter = Counter()
-    outgoing_ids = [
-        letter.new_msg_id
-        for _, letter in new_letters
-        if letter.is_sender and letter.msg_type not in NOT_LETTERS
-    ]
-    message_ids = (
-        dict(
-            Message.objects.filter(account_id=account_id, new_msg_id__in=outgoing_ids).values_list(
-                "new_msg_id", "pk"
-            )
-        )
-        if outgoing_ids
-        else {}
-    )
     events: dict[int, list[Event]] = defaultdict(list)
     accounts: dict[int, int] = {}
     for session, letter in new_letters:

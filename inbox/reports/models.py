@@ -13,7 +13,6 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Account
 from inbox.models import Message, Session
 
-
 # Facts are derived: `rebuild_report_facts` makes them again from the messages, and Django's
 # on_delete still removes or clears them with what they point at. So their references carry no
 # database constraint (a sync page's commit ran ~2,000 foreign-key checks for them) and no index
