@@ -13,6 +13,8 @@ On PostgreSQL it also times the database's own limit in the same run: raw `COPY`
 the engine stored (read back with `COPY … TO STDOUT`, so encoding is not timed) into a fresh table
 made `LIKE inbox_message INCLUDING ALL` (same columns, defaults and indexes, whatever the
 migrations have made them), one page per transaction, and prints the engine's share of that rate.
+Each engine page is followed at once by the COPY of its rows, so both see the machine in the
+same state: on a shared machine, a baseline timed a minute later moved the share by ±5 points.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import random
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +125,8 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             "The database's limit: raw COPY of the same rows into a table LIKE inbox_message "
-            "INCLUDING ALL (same columns and indexes), one page per transaction."
+            "INCLUDING ALL (same columns and indexes), one page per transaction, each right "
+            "after the engine stored it."
         )
         header = f"{'page size':>9} | {'COPY msg/s':>10} | {'engine ÷ COPY':>13}"
         self.stdout.write(header)
@@ -138,11 +143,11 @@ class Command(BaseCommand):
         engine_account = _throwaway_account("engine")
         naive_account = _throwaway_account("naive")
         try:
-            engine = _store_all(engine_account, batch)
+            with _raw_copy(engine_account) as copy:
+                engine = _store_all(engine_account, batch, after_page=copy.page)
+            engine.copy = copy.measure
             redelivery = _store_all(engine_account, batch)
             naive = _naive_all(naive_account, batch)
-            if connection.vendor == "postgresql":
-                engine.copy = _raw_copy(engine_account, size)
         finally:
             engine_account.delete()
             naive_account.delete()
@@ -166,7 +171,9 @@ def _throwaway_account(role: str) -> Account:
     return Account.objects.create(name=f"{name} (temporary)", app_id=name, token="benchmark")
 
 
-def _store_all(account: Account, batch: list[SyncPage]) -> Measure:
+def _store_all(
+    account: Account, batch: list[SyncPage], *, after_page: Callable[[], None] | None = None
+) -> Measure:
     measure = Measure()
     *timed, counted = batch
     with account_lease(account) as lease:
@@ -177,6 +184,8 @@ def _store_all(account: Account, batch: list[SyncPage]) -> Measure:
             measure.seconds += time.perf_counter() - started
             measure.items += page.item_count
             measure.new_rows += result.new_messages
+            if after_page:
+                after_page()
         expected = _cursor(account)
         with CaptureQueriesContext(connection) as queries:
             result = store_page(account, counted, lease_token=lease, expected=expected)
@@ -214,56 +223,75 @@ def _naive_store(account: Account, page: SyncPage) -> None:
             message_from_letter(account, session, letter).save()
 
 
-def _raw_copy(account: Account, size: int) -> Measure:
-    """COPY the rows the engine stored for `account`, `size` rows per transaction, into a new
-    table with the message table's columns and indexes; the table is dropped afterwards."""
+class _RawCopy:
+    """The raw COPY baseline on PostgreSQL: `page()` copies the rows the engine stored since
+    the last call into a table with the message table's columns and indexes, in one timed
+    transaction. Elsewhere `page()` does nothing and `measure` stays None."""
+
+    def __init__(self, account: Account, table: str | None):
+        self.account = account
+        self.table = table
+        self.measure = Measure() if table else None
+        self.last_id = 0
+        self.columns = ""
+
+    def page(self) -> None:
+        if not self.table:
+            return
+        chunk, self.last_id = _rows_after(self.account, self.columns, self.last_id)
+        statement = f"COPY {self.table} ({self.columns}) FROM STDIN"
+        started = time.perf_counter()
+        with (
+            transaction.atomic(),
+            connection.connection.cursor() as cursor,
+            cursor.copy(statement) as copy,
+        ):
+            copy.write(chunk)
+        self.measure.seconds += time.perf_counter() - started
+        self.measure.items += chunk.count(b"\n")
+
+
+@contextmanager
+def _raw_copy(account: Account) -> Iterator[_RawCopy]:
+    """A _RawCopy for `account`'s new rows, its table dropped afterwards."""
+    if connection.vendor != "postgresql":
+        yield _RawCopy(account, None)
+        return
     table = Message._meta.db_table
-    copy_table = f"benchmark_copy_{uuid.uuid4().hex[:12]}"
+    copy = _RawCopy(account, f"benchmark_copy_{uuid.uuid4().hex[:12]}")
     with connection.cursor() as cursor:
-        # Every column the database lets COPY write except the id, which the table assigns, as
-        # it does for the engine's rows. Read at run time: later migrations count too.
+        # Every column the database lets COPY write except the id, which the table assigns.
+        # Read at run time: later migrations count too.
         cursor.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
             "AND NOT attisdropped AND attgenerated = '' AND attname <> 'id' ORDER BY attnum",
             [table],
         )
-        columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
-        cursor.execute(f"CREATE TABLE {copy_table} (LIKE {table} INCLUDING ALL)")
+        copy.columns = ", ".join(connection.ops.quote_name(name) for (name,) in cursor.fetchall())
+        cursor.execute(f"CREATE TABLE {copy.table} (LIKE {table} INCLUDING ALL)")
     try:
-        chunks = _copied_rows(table, columns, account, size)
-        measure = Measure()
-        statement = f"COPY {copy_table} ({columns}) FROM STDIN"
-        for chunk in chunks:
-            started = time.perf_counter()
-            with (
-                transaction.atomic(),
-                connection.connection.cursor() as cursor,
-                cursor.copy(statement) as copy,
-            ):
-                copy.write(chunk)
-            measure.seconds += time.perf_counter() - started
-            measure.items += chunk.count(b"\n")
+        yield copy
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {copy_table}")
-    return measure
+            cursor.execute(f"DROP TABLE IF EXISTS {copy.table}")
 
 
-def _copied_rows(table: str, columns: str, account: Account, size: int) -> list[bytes]:
-    """The account's letters as COPY text, `size` rows to a chunk, encoded by the server before
-    any clock starts. COPY's text format escapes newlines inside values: rows end at b"\\n"."""
+def _rows_after(account: Account, columns: str, last_id: int) -> tuple[bytes, int]:
+    """The account's letters after `last_id` as COPY text, encoded by the server before any
+    clock starts, and the newest id among them."""
+    table = Message._meta.db_table
     buffer = bytearray()
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor
-        query = (
-            f"COPY (SELECT {columns} FROM {table} WHERE account_id = {int(account.pk)} "
-            "ORDER BY id) TO STDOUT"
-        )
-        with cursor.copy(query) as copy:
+        where = f"account_id = {int(account.pk)} AND id > {int(last_id)}"
+        with cursor.copy(
+            f"COPY (SELECT {columns} FROM {table} WHERE {where} ORDER BY id) TO STDOUT"
+        ) as copy:
             for data in copy:
                 buffer += data
-    rows = [row + b"\n" for row in bytes(buffer).split(b"\n")[:-1]]
-    return [b"".join(rows[start : start + size]) for start in range(0, len(rows), size)]
+        django_cursor.execute(f"SELECT COALESCE(MAX(id), %s) FROM {table} WHERE {where}", [last_id])
+        (newest,) = django_cursor.fetchone()
+    return bytes(buffer), newest
 
 
 def _cursor(account: Account) -> str:
