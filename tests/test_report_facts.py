@@ -28,18 +28,7 @@ def snapshot() -> dict:
     return {
         "episodes": sorted(
             Episode.objects.values_list(
-                "session_id",
-                "account_id",
-                "opened_at",
-                "first_letter_at",
-                "first_response_at",
-                "first_responder_id",
-                "resolved_at",
-                "resolver_id",
-                "assignee_id",
-                "incoming",
-                "replies",
-                "awaiting_since",
+                *(field.attname for field in Episode._meta.concrete_fields if not field.primary_key)
             ),
             key=repr,
         ),
