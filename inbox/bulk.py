@@ -70,7 +70,8 @@ def bound_cursor(*, binary_results: bool = False) -> Iterator[Any]:
 
 def locked_sessions(account_id: int, session_ids: list[str]) -> list[Session]:
     """The account's sessions with these msgSessionIds, locked FOR UPDATE: the queryset's
-    rows, with the ids sent as one binary array rather than quoted into the SQL in Python."""
+    rows, with the ids sent as one binary array rather than quoted into the SQL in Python.
+    Its plan needs statistics that know the account's sessions (inbox.table_statistics)."""
     meta = Session._meta
     quote = connection.ops.quote_name
     fields = meta.concrete_fields
@@ -195,16 +196,28 @@ def copy_messages(account_id: int, rows: list[tuple[int, dict[str, Any]]]) -> li
     return ids
 
 
+# A page's NewMsgIds are looked up one probe of the unique (account_id, new_msg_id) index
+# each, whatever the table's statistics say. Written as `account_id = X AND new_msg_id =
+# ANY(ids)`, the planner, told by statistics from before a big import that the account has a
+# handful of rows, scans all of the account's rows and filters them: a second a page at 400,000
+# letters. A LATERAL subquery with LIMIT 1 (which keeps PostgreSQL from flattening it into a
+# join) leaves it a nested loop of probes, and no other index leads with account_id.
+_PROBE_LETTERS = (
+    "SELECT row.new_msg_id, row.from_upstream FROM unnest(%b::bigint[]) AS k(new_msg_id) "
+    "CROSS JOIN LATERAL (SELECT m.new_msg_id, m.raw IS NOT NULL AS from_upstream "
+    "FROM {table} AS m WHERE m.account_id = %b AND m.new_msg_id = k.new_msg_id LIMIT 1) AS row"
+)
+
+
 def known_letters(account_id: int, new_msg_ids: list[int]) -> dict[int, bool]:
     """Which of these NewMsgIds the account's messages have: each → whether its row came from
-    the upstream (False: a reply composed here, whose echo this is). One indexed read with the
-    ids bound as one binary array and the rows read in binary."""
+    the upstream (False: a reply composed here, whose echo this is). One statement, the ids
+    bound as one binary array, one index probe each (_PROBE_LETTERS), rows read in binary."""
     field = Message._meta.get_field("new_msg_id")
     with bound_cursor(binary_results=True) as cursor:
         cursor.execute(
-            f"SELECT new_msg_id, raw IS NOT NULL FROM {Message._meta.db_table} "
-            "WHERE account_id = %b AND new_msg_id = ANY(%b::bigint[])",
-            [account_id, [field.get_prep_value(value) for value in new_msg_ids]],
+            _PROBE_LETTERS.format(table=Message._meta.db_table),
+            [sorted({field.get_prep_value(value) for value in new_msg_ids}), account_id],
         )
         return {
             field.from_db_value(stored, None, connection): from_upstream

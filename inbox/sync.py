@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.client import VideosApiClient, VideosApiError
 from accounts.crypto import TokenDecryptionError
 from accounts.models import Account
-from inbox import bulk
+from inbox import bulk, table_statistics
 from inbox.models import PREVIEW_LENGTH, Message, QuarantinedItem, Session
 from inbox.payloads import Letter, PayloadError, SyncPage, parse_sync_page
 from inbox.reports import facts
@@ -132,6 +132,7 @@ def sync_account(
                     break
                 stored = store_page(account, page, lease_token=lease_token, expected=key_buff)
                 result.add(stored)
+                table_statistics.refresh_if_stale()
                 if on_page:
                     on_page(stored)
                 key_buff = page.key_buff
