@@ -8,14 +8,16 @@ with the backfill. Sync calls `refresh_if_stale()` after each page: one read of 
 change counters, and an ANALYZE of a table only when the rows changed since its last analysis
 pass STALE_ROWS plus STALE_SHARE of its size (autovacuum's own rule with a larger floor), so a
 backfill analyses a few times, each time the table has grown by a fifth, and a steady inbox
-never does.
+about as often as autovacuum would. Workers of other accounts that find the same table stale at
+once do not queue behind one another's ANALYZE (it locks the table against a second one): an
+advisory lock lets one of them do it, and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from inbox.models import Message, Session
 
@@ -24,13 +26,14 @@ log = logging.getLogger(__name__)
 TABLES = (Session._meta.db_table, Message._meta.db_table)
 STALE_ROWS = 1000
 STALE_SHARE = 0.2
+LOCK_SPACE = 0x46494E44  # advisory locks' first key: this module's ("FIND")
 
 
 def refresh_if_stale(tables: tuple[str, ...] = TABLES) -> list[str]:
-    """ANALYZE those of `tables` whose statistics are stale; returns their names. Outside a
-    transaction only (an ANALYZE holds its locks to the end of the transaction). A failure (a
-    database role that does not own the tables may not analyse them) is logged, never raised:
-    statistics are an optimisation."""
+    """ANALYZE those of `tables` whose statistics are stale; returns the names of those it
+    analysed. Outside a transaction only (an ANALYZE holds its locks to the end of the
+    transaction: never inside a sync page's). A failure (a database role that does not own the
+    tables may not analyse them) is logged, never raised: statistics are an optimisation."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return []
     try:
@@ -44,11 +47,19 @@ def refresh_if_stale(tables: tuple[str, ...] = TABLES) -> list[str]:
                 [list(tables), STALE_ROWS, STALE_SHARE],
             )
             stale = [name for (name,) in cursor.fetchall()]
-            for name in stale:
-                cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
+        analysed = [name for name in stale if _analyze_unless_busy(name)]
     except DatabaseError as exc:
         log.warning("could not refresh planner statistics: %s", exc)
         return []
-    if stale:
-        log.info("analysed %s: their statistics predated most of their rows", ", ".join(stale))
-    return stale
+    if analysed:
+        log.info("analysed %s: their statistics predated most of their rows", ", ".join(analysed))
+    return analysed
+
+
+def _analyze_unless_busy(table: str) -> bool:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [LOCK_SPACE, table])
+        (locked,) = cursor.fetchone()
+        if locked:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        return locked

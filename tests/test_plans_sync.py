@@ -5,6 +5,7 @@ their statistics."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -101,6 +102,23 @@ def test_sync_analyses_a_table_that_outgrew_its_statistics_once(transactional_db
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'inbox_message'")
         assert cursor.fetchone()[0] >= LETTERS
+
+
+def test_a_table_another_worker_is_analysing_is_left_to_it(transactional_db):
+    _analyze("inbox_session", "inbox_message")
+    _account_with_letters("wx_busy", LETTERS)
+    _flush_table_counters()
+    other = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    try:
+        other.execute(
+            "SELECT pg_advisory_lock(%s, hashtext('inbox_message'))", [table_statistics.LOCK_SPACE]
+        )
+        assert table_statistics.refresh_if_stale() == []
+    finally:
+        other.close()
+
+    _flush_table_counters()
+    assert table_statistics.refresh_if_stale() == ["inbox_message"]
 
 
 def test_statistics_are_never_refreshed_inside_a_transaction(db):
