@@ -45,9 +45,11 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, request):
+def page(browser, request, transactional_db):
     """A fresh browser context (English unless the test says otherwise) and a screenshot of
-    the last state at the end, named after the test."""
+    the last state at the end, named after the test. Set up after the test database, so it is
+    closed before the database is flushed: a page left polling the live server meanwhile had its
+    request deadlock with the flush's TRUNCATE."""
     locale = getattr(request, "param", "en-US")
     context = browser.new_context(
         locale=locale, viewport={"width": 1280, "height": 800}, timezone_id="Asia/Shanghai"
