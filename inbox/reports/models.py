@@ -158,7 +158,7 @@ class LetterHour(models.Model):
 
     class Meta:
         constraints = [
-            # facts._add_to_hours()' upsert key; also figures.read_samples()' hours by account.
+            # fact_rows.add_to_hours()' upsert key; also figures.read_samples()' hours by account.
             models.UniqueConstraint(fields=["account", "hour"], name="inbox_letterhour_unique"),
         ]
         indexes = [
