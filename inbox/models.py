@@ -320,7 +320,7 @@ class Message(models.Model):
                 condition=models.Q(delivery="sending"),
                 name="inbox_message_sending_sweep",
             ),
-            # Sync's _adopt_echoes: the replies composed here that have no NewMsgId yet, in the
+            # echoes.adopt_echoes: the replies composed here that have no NewMsgId yet, in the
             # page's sessions. Without it every page read through all rows without a NewMsgId
             # (every note and activity line). A synced letter always has one and never enters.
             models.Index(

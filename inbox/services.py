@@ -27,17 +27,12 @@ from django.utils.translation import gettext as _
 from accounts.client import UpstreamRejected, UpstreamUnavailable, VideosApiError
 from accounts.crypto import TokenDecryptionError
 from inbox import queue
+from inbox.echoes import ECHO_FIELDS, STUCK_SEND_AFTER
 from inbox.models import Message, Session
 from inbox.payloads import Letter, parse_item
 from inbox.reports import facts
 from inbox.suggestions import pairing
-from inbox.sync import (
-    ECHO_FIELDS,
-    STUCK_SEND_AFTER,
-    is_channels_name,
-    message_from_letter,
-    preview_of,
-)
+from inbox.sync import is_channels_name, message_from_letter, preview_of
 from inbox.team import events as team_events
 
 log = logging.getLogger(__name__)
@@ -487,7 +482,7 @@ def _release_for_retry(reply: Message, reason: str, delay: int) -> SendOutcome:
 
 
 def _undo_wrong_adoption(reply_id: int, *, sent_as: int | None = None) -> None:
-    """Sync matches an outgoing letter to a reply in flight by its text (see sync._adopt_echoes).
+    """Sync matches an outgoing letter to a reply in flight by its text (see echoes.adopt_echoes).
     If the send's answer then says otherwise (a refusal, or another newMsgId than `sent_as`),
     that letter was another one with the same text, sent from the phone: it gets a row of its
     own, and the reply is back to sending, without upstream ids, for the answer to be recorded.

@@ -1,4 +1,4 @@
-"""Sync's echo lookup (sync._adopt_echoes) reads the few replies composed here that have no
+"""Sync's echo lookup (echoes.adopt_echoes) reads the few replies composed here that have no
 NewMsgId yet, in the page's sessions, from a partial index instead of walking every row without a
 NewMsgId (each note and activity line of every account) on every page. Letters synced from the
 upstream always have a NewMsgId and never enter it, so storing them costs nothing more."""
